@@ -1,0 +1,1 @@
+"""The Operations service: routes, auth, store, use cases and the worker."""

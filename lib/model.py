@@ -1,0 +1,229 @@
+"""Operation records, states and transitions, names. No I/O.
+
+A record is the Firestore document as a plain dict; the functions here decide
+what a change writes (or that it writes nothing) and derive the public
+``google.longrunning.Operation`` from a record. ``store.py`` runs them inside
+transactions.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from google.longrunning import operations_pb2
+from google.protobuf import any_pb2, json_format, struct_pb2, timestamp_pb2
+from google.rpc import code_pb2, status_pb2
+
+MAX_NAME_LENGTH = 512
+# RFC 3986 unreserved characters: what a name segment may hold once decoded.
+_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+class State(str, enum.Enum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+DONE_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
+CANCELLED_MESSAGE = "Operation was cancelled."
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class InvalidName(ValueError):
+    """A resource name that breaks the naming rules (a 400 at the edge)."""
+
+
+def check_name(name: str) -> str:
+    """Returns ``name`` if every segment is a non-empty run of unreserved
+    characters other than ``.``/``..`` and the whole is at most MAX_NAME_LENGTH."""
+    if not name:
+        raise InvalidName("The resource name is empty.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(f"The resource name is longer than {MAX_NAME_LENGTH} characters.")
+    for segment in name.split("/"):
+        if segment in ("", ".", ".."):
+            raise InvalidName("The resource name has an empty, '.' or '..' segment.")
+        if not _SEGMENT.fullmatch(segment):
+            raise InvalidName(
+                "The resource name may hold only letters, digits and '-._~' in each segment."
+            )
+    return name
+
+
+def document_id(name: str) -> str:
+    """The Firestore document id of an operation name.
+
+    Injective because a checked name never contains '%': the only '%' in an id
+    comes from an escaped '/'. Ids stay readable in the console.
+    """
+    return name.replace("/", "%2F")
+
+
+def new_job(
+    *,
+    name: str,
+    parent: str,
+    target: str,
+    kind: str,
+    params: Mapping[str, Any],
+    created_by: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The document of a job that has just been accepted (QUEUED, attempt 0)."""
+    return {
+        "name": name,
+        "parent": parent,
+        "state": State.QUEUED.value,
+        "done": False,
+        "kind": kind,
+        "params": dict(params),
+        "verb": "create",
+        "target": target,
+        "statusMessage": "Queued.",
+        "progressPercent": 0,
+        "cancelRequested": False,
+        "createdBy": created_by,
+        "attempt": 0,
+        "lease": None,
+        "checkpoint": None,
+        "createTime": now,
+        "updateTime": now,
+    }
+
+
+def cancel_changes(record: Mapping[str, Any], *, principal: str, now: datetime,
+                   retention: timedelta) -> dict[str, Any] | None:
+    """What a cancel writes, or None when it writes nothing.
+
+    Queued: done now, CANCELLED (the worker will skip it). Running: the flag
+    the worker listens to. Done, or already requested: nothing.
+    """
+    if record.get("done"):
+        return None
+    if record.get("state") == State.QUEUED.value:
+        return {
+            **_finished(State.CANCELLED, now, retention),
+            "error": {"code": code_pb2.CANCELLED, "message": CANCELLED_MESSAGE},
+            "statusMessage": "Cancelled before it started.",
+            "cancelRequested": True,
+            "cancelRequestTime": now,
+            "cancelRequestedBy": principal,
+        }
+    if record.get("cancelRequested"):
+        return None
+    return {
+        "cancelRequested": True,
+        "cancelRequestTime": now,
+        "cancelRequestedBy": principal,
+        "statusMessage": "Cancelling.",
+        "updateTime": now,
+    }
+
+
+def succeeded_changes(response: Mapping[str, Any], *, now: datetime,
+                      retention: timedelta) -> dict[str, Any]:
+    return {
+        **_finished(State.SUCCEEDED, now, retention),
+        "response": dict(response),
+        "progressPercent": 100,
+        "statusMessage": "Succeeded.",
+    }
+
+
+def failed_changes(code: int, message: str, *, now: datetime,
+                   retention: timedelta) -> dict[str, Any]:
+    if code in (code_pb2.OK, code_pb2.CANCELLED):
+        code = code_pb2.UNKNOWN  # a failure is never OK, and code 1 means cancelled
+    return {
+        **_finished(State.FAILED, now, retention),
+        "error": {"code": code, "message": message},
+        "statusMessage": f"Failed: {message}",
+    }
+
+
+def cancelled_changes(*, now: datetime, retention: timedelta) -> dict[str, Any]:
+    return {
+        **_finished(State.CANCELLED, now, retention),
+        "error": {"code": code_pb2.CANCELLED, "message": CANCELLED_MESSAGE},
+        "statusMessage": "Cancelled.",
+    }
+
+
+def _finished(state: State, now: datetime, retention: timedelta) -> dict[str, Any]:
+    return {
+        "state": state.value,
+        "done": True,
+        "lease": None,
+        "updateTime": now,
+        "endTime": now,
+        "expireTime": now + retention,  # AIP-151 retention, for a Firestore TTL policy
+    }
+
+
+def is_expired(record: Mapping[str, Any], now: datetime) -> bool:
+    """A finished operation past its retention is gone, even before TTL deletes it."""
+    expire = record.get("expireTime")
+    return bool(record.get("done")) and expire is not None and expire <= now
+
+
+def to_operation(record: Mapping[str, Any]) -> operations_pb2.Operation:
+    """The public ``google.longrunning.Operation`` of a record.
+
+    Internal fields (lease, params, principals, checkpoint) never appear.
+    """
+    metadata = struct_pb2.Struct()
+    metadata.update(
+        {
+            "createTime": _timestamp(record["createTime"]),
+            "updateTime": _timestamp(record.get("updateTime") or record["createTime"]),
+            "verb": record.get("verb", ""),
+            "target": record.get("target", ""),
+            "kind": record.get("kind", ""),
+            "statusMessage": record.get("statusMessage", ""),
+            "progressPercent": record.get("progressPercent", 0),
+            "requestedCancellation": bool(record.get("cancelRequested")),
+            "attempt": record.get("attempt", 0),
+        }
+    )
+    if record.get("endTime") is not None:
+        metadata["endTime"] = _timestamp(record["endTime"])
+    operation = operations_pb2.Operation(name=record["name"], done=bool(record.get("done")))
+    operation.metadata.Pack(metadata)
+    if operation.done:
+        error = record.get("error")
+        if error:
+            operation.error.CopyFrom(
+                status_pb2.Status(code=int(error["code"]), message=str(error.get("message", "")))
+            )
+        else:
+            response = struct_pb2.Struct()
+            response.update(record.get("response") or {})
+            operation.response.Pack(response)
+    return operation
+
+
+def operation_json(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The proto3 JSON form of ``to_operation(record)``."""
+    return json_format.MessageToDict(to_operation(record))
+
+
+def unpack_struct(value: any_pb2.Any) -> dict[str, Any]:
+    struct = struct_pb2.Struct()
+    value.Unpack(struct)
+    return json_format.MessageToDict(struct)
+
+
+def _timestamp(value: datetime) -> str:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp.ToJsonString()

@@ -1,0 +1,257 @@
+"""Firestore: the operations collection. Every transaction body lives here.
+
+Transaction bodies read first, then write, and do nothing else: the client
+re-runs them on contention. Each decides what to write with a pure function of
+``lib.model``. Firestore's own exceptions stop here: callers see
+``google.api_core.exceptions`` classes and the ``LeaseLost`` of this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from google.api_core import exceptions
+from google.cloud import firestore
+
+from lib import errors, model
+
+
+class CancelResult(enum.Enum):
+    NOT_FOUND = "not_found"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+
+class LeaseLost(Exception):
+    """The worker's lease is gone (expired and taken, or the operation is done
+    or deleted): it must stop and write nothing more."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    owner: str
+    token: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A running operation this worker holds the lease of."""
+
+    record: dict[str, Any]
+    lease: Lease
+
+
+class Unsubscribe(Protocol):
+    def __call__(self) -> None: ...
+
+
+class OperationStore(Protocol):
+    """What the service and the worker need from storage."""
+
+    def get(self, name: str) -> dict[str, Any] | None: ...
+    def create(self, record: Mapping[str, Any]) -> None: ...
+    def discard_unstarted(self, name: str) -> bool: ...
+    def cancel(self, name: str, *, principal: str, now: datetime,
+               retention: timedelta) -> CancelResult: ...
+    def claim(self, name: str, *, owner: str, now: datetime,
+              lease_seconds: float) -> Claim | None: ...
+    def renew(self, name: str, lease: Lease, *, now: datetime,
+              lease_seconds: float) -> dict[str, Any]: ...
+    def update_running(self, name: str, lease: Lease, changes: Mapping[str, Any]) -> None: ...
+    def finish(self, name: str, lease: Lease,
+               changes: Callable[[Mapping[str, Any]], dict[str, Any]]) -> bool: ...
+    def watch(self, name: str, on_change: Callable[[dict[str, Any] | None], None]) -> Unsubscribe: ...
+
+
+class AccessCounter:
+    """Counts document reads and writes (benchmarks and cost figures)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reads = 0
+        self.writes = 0
+
+    def add(self, reads: int = 0, writes: int = 0) -> None:
+        with self._lock:
+            self.reads += reads
+            self.writes += writes
+
+
+class FirestoreOperationStore:
+    """OperationStore on a Firestore collection (one document per operation)."""
+
+    def __init__(self, client: firestore.Client, collection: str) -> None:
+        self._client = client
+        self._collection = client.collection(collection)
+        self.counter = AccessCounter()
+
+    def _ref(self, name: str) -> firestore.DocumentReference:
+        return self._collection.document(model.document_id(name))
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        with _translated():
+            snapshot = self._ref(name).get()
+        self.counter.add(reads=1)
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def create(self, record: Mapping[str, Any]) -> None:
+        # A create is one atomic commit with an exists=false precondition: it
+        # needs no transaction of its own.
+        with _translated():
+            self._ref(record["name"]).create(dict(record))
+        self.counter.add(writes=1)
+
+    def discard_unstarted(self, name: str) -> bool:
+        """Deletes a job that no worker has touched (its publish failed)."""
+        return self._run(_discard_unstarted, self._ref(name))
+
+    def cancel(self, name: str, *, principal: str, now: datetime,
+               retention: timedelta) -> CancelResult:
+        return self._run(_cancel, self._ref(name), principal, now, retention)
+
+    def claim(self, name: str, *, owner: str, now: datetime,
+              lease_seconds: float) -> Claim | None:
+        return self._run(_claim, self._ref(name), owner, now, lease_seconds)
+
+    def renew(self, name: str, lease: Lease, *, now: datetime,
+              lease_seconds: float) -> dict[str, Any]:
+        return self._run(_renew, self._ref(name), lease, now, lease_seconds)
+
+    def update_running(self, name: str, lease: Lease, changes: Mapping[str, Any]) -> None:
+        self._run(_update_running, self._ref(name), lease, dict(changes))
+
+    def finish(self, name: str, lease: Lease,
+               changes: Callable[[Mapping[str, Any]], dict[str, Any]]) -> bool:
+        return self._run(_finish, self._ref(name), lease, changes)
+
+    def watch(self, name: str, on_change: Callable[[dict[str, Any] | None], None]) -> Unsubscribe:
+        """Calls ``on_change`` with the document (None once deleted) on every change."""
+
+        def on_snapshot(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+            for snapshot in snapshots:
+                on_change(snapshot.to_dict() if snapshot.exists else None)
+            if not snapshots:
+                on_change(None)
+
+        watch = self._ref(name).on_snapshot(on_snapshot)
+        return watch.unsubscribe  # type: ignore[no-any-return]
+
+    def _run(self, body: Callable[..., Any], ref: firestore.DocumentReference, *args: Any) -> Any:
+        """Runs a transaction body; counts its reads and writes."""
+        transaction = self._client.transaction()
+        with _translated():
+            result, writes = body(transaction, ref, *args)
+        self.counter.add(reads=1, writes=writes)
+        return result
+
+
+# Transaction bodies: each returns (result, number of writes).
+
+
+@firestore.transactional
+def _cancel(transaction: firestore.Transaction, ref: firestore.DocumentReference,
+            principal: str, now: datetime, retention: timedelta) -> tuple[CancelResult, int]:
+    snapshot = ref.get(transaction=transaction)
+    record = snapshot.to_dict() if snapshot.exists else None
+    if record is None or model.is_expired(record, now):
+        return CancelResult.NOT_FOUND, 0
+    changes = model.cancel_changes(record, principal=principal, now=now, retention=retention)
+    if changes is None:
+        return CancelResult.UNCHANGED, 0
+    transaction.update(ref, changes)
+    return CancelResult.CHANGED, 1
+
+
+@firestore.transactional
+def _discard_unstarted(transaction: firestore.Transaction,
+                       ref: firestore.DocumentReference) -> tuple[bool, int]:
+    snapshot = ref.get(transaction=transaction)
+    record = snapshot.to_dict() if snapshot.exists else None
+    if record is None or record.get("state") != model.State.QUEUED.value or record.get("attempt"):
+        return False, 0
+    transaction.delete(ref)
+    return True, 1
+
+
+@firestore.transactional
+def _claim(transaction: firestore.Transaction, ref: firestore.DocumentReference,
+           owner: str, now: datetime, lease_seconds: float) -> tuple[Claim | None, int]:
+    snapshot = ref.get(transaction=transaction)
+    record = snapshot.to_dict() if snapshot.exists else None
+    if record is None or record.get("done"):
+        return None, 0
+    lease = record.get("lease")
+    if record.get("state") == model.State.RUNNING.value and lease and lease["expireTime"] > now:
+        return None, 0  # another worker holds it: a duplicate delivery does no work
+    token = int((lease or {}).get("token", 0)) + 1
+    changes = {
+        "state": model.State.RUNNING.value,
+        "attempt": int(record.get("attempt", 0)) + 1,
+        "lease": {"owner": owner, "token": token,
+                  "expireTime": now + timedelta(seconds=lease_seconds)},
+        "statusMessage": "Running.",
+        "updateTime": now,
+    }
+    transaction.update(ref, changes)
+    return Claim(record={**record, **changes}, lease=Lease(owner, token)), 1
+
+
+def _held(snapshot: Any, lease: Lease) -> dict[str, Any]:
+    """The record if ``lease`` still holds it; LeaseLost otherwise."""
+    record = snapshot.to_dict() if snapshot.exists else None
+    if record is None or record.get("done"):
+        raise LeaseLost("the operation is gone or done")
+    held = record.get("lease") or {}
+    if held.get("owner") != lease.owner or held.get("token") != lease.token:
+        raise LeaseLost("another worker holds the lease")
+    return record
+
+
+@firestore.transactional
+def _renew(transaction: firestore.Transaction, ref: firestore.DocumentReference, lease: Lease,
+           now: datetime, lease_seconds: float) -> tuple[dict[str, Any], int]:
+    record = _held(ref.get(transaction=transaction), lease)
+    transaction.update(ref, {"lease.expireTime": now + timedelta(seconds=lease_seconds)})
+    return record, 1
+
+
+@firestore.transactional
+def _update_running(transaction: firestore.Transaction, ref: firestore.DocumentReference,
+                    lease: Lease, changes: dict[str, Any]) -> tuple[None, int]:
+    _held(ref.get(transaction=transaction), lease)
+    transaction.update(ref, changes)
+    return None, 1
+
+
+@firestore.transactional
+def _finish(transaction: firestore.Transaction, ref: firestore.DocumentReference, lease: Lease,
+            changes: Callable[[Mapping[str, Any]], dict[str, Any]]) -> tuple[bool, int]:
+    try:
+        record = _held(ref.get(transaction=transaction), lease)
+    except LeaseLost:
+        return False, 0  # done by someone else, deleted, or taken over: write nothing
+    transaction.update(ref, changes(record))
+    return True, 1
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Maps Firestore's failures to the api-core classes callers handle."""
+    try:
+        yield
+    except (exceptions.DeadlineExceeded, exceptions.ServiceUnavailable) as exc:
+        raise errors.error(exceptions.ServiceUnavailable,
+                           "The operations store is unavailable; retry.",
+                           "STORE_UNAVAILABLE") from exc
+    except ValueError as exc:
+        # python-firestore's @transactional gives up after MAX_ATTEMPTS with a ValueError
+        if "transaction" not in str(exc).lower():
+            raise
+        raise errors.error(exceptions.Aborted, "Too much contention on this operation; retry.",
+                           "CONTENTION") from exc

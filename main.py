@@ -1,0 +1,73 @@
+"""Cloud Functions entry points: ``operations_http`` and ``operations_worker``.
+
+Nothing connects to the network at import time. Settings, the route table
+and the policy are read here (files only), so a bad configuration stops the
+start-up with a message naming the problem; the Firestore and Pub/Sub clients
+are built on the first request that needs them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import functions_framework
+
+from lib import logs
+from lib.api import OperationsApi
+from lib.auth import GoogleAuthVerifier
+from lib.config import Settings
+from lib.policy import Policy
+from lib.publisher import PubSubJobPublisher
+from lib.routes import RouteTable
+from lib.service import OperationsService
+from lib.store import FirestoreOperationStore
+from lib.worker import OperationWorker
+
+SETTINGS = Settings.from_env()
+logs.configure(SETTINGS.log_level)
+POLICY = Policy.from_file(SETTINGS.policy_file) if SETTINGS.policy_file else Policy.deny_all()
+ROUTES = RouteTable.from_file(SETTINGS.surfaces_file)
+
+T = TypeVar("T")
+
+
+def _once(build: Callable[[], T]) -> Callable[[], T]:
+    """``build()`` on first call, under a lock; the same object afterwards."""
+    lock = threading.Lock()
+    built: list[T] = []
+
+    def get() -> T:
+        if not built:
+            with lock:
+                if not built:
+                    built.append(build())
+        return built[0]
+
+    return get
+
+
+def _build_store() -> FirestoreOperationStore:
+    from google.cloud import firestore
+
+    return FirestoreOperationStore(firestore.Client(project=SETTINGS.project), SETTINGS.collection)
+
+
+store = _once(_build_store)
+service = _once(lambda: OperationsService(
+    store(), PubSubJobPublisher(SETTINGS.project, SETTINGS.topic), SETTINGS))
+api = _once(lambda: OperationsApi(SETTINGS, ROUTES, GoogleAuthVerifier(SETTINGS), POLICY, service))
+worker = _once(lambda: OperationWorker(store(), SETTINGS))
+
+
+@functions_framework.http
+def operations_http(request: Any) -> Any:
+    """The Operations API (HTTP function)."""
+    return api().handle(request)
+
+
+@functions_framework.cloud_event
+def operations_worker(cloud_event: Any) -> None:
+    """Runs the job a Pub/Sub message names (CloudEvent ``messagePublished``)."""
+    worker().handle_message(cloud_event)
