@@ -45,7 +45,9 @@ def error(
     return cls(message, error_info=info)
 
 
-def invalid_argument(message: str, reason: str = "INVALID_ARGUMENT", **metadata: str):
+def invalid_argument(
+    message: str, reason: str = "INVALID_ARGUMENT", **metadata: str
+) -> exceptions.GoogleAPICallError:
     """A 400 INVALID_ARGUMENT with the given reason."""
     return error(exceptions.InvalidArgument, message, reason, **metadata)
 

@@ -9,6 +9,7 @@ The tests use the same classes, so what they run is what ``make run`` runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -164,26 +165,22 @@ def create_push_subscription(emulators: Emulators, topic: str, endpoint: str,
     previous = {k: os.environ.get(k) for k in emulators.env()}
     os.environ.update(emulators.env())  # the clients find the emulator only here
     try:
+        import google.cloud.pubsub_v1 as pubsub_v1
         from google.api_core import exceptions
-        from google.cloud import pubsub_v1
 
         publisher = pubsub_v1.PublisherClient()
         subscriber = pubsub_v1.SubscriberClient()
         topic_path = publisher.topic_path(emulators.project, topic)
         sub_path = subscriber.subscription_path(emulators.project, subscription or f"{topic}-push")
-        try:
+        with contextlib.suppress(exceptions.AlreadyExists):
             publisher.create_topic(name=topic_path)
-        except exceptions.AlreadyExists:
-            pass
-        try:
-            # A job holds its push open while it runs: a 600 s ack deadline keeps
-            # the emulator from redelivering a running job every 10 s.
+        # A job holds its push open while it runs: a 600 s ack deadline keeps
+        # the emulator from redelivering a running job every 10 s.
+        with contextlib.suppress(exceptions.AlreadyExists):
             subscriber.create_subscription(
                 name=sub_path, topic=topic_path, ack_deadline_seconds=600,
                 push_config=pubsub_v1.types.PushConfig(push_endpoint=endpoint),
             )
-        except exceptions.AlreadyExists:
-            pass
         subscriber.close()
         publisher.transport.close()
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.longrunning import operations_pb2
@@ -23,7 +23,7 @@ MAX_NAME_LENGTH = 512
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
@@ -36,7 +36,7 @@ CANCELLED_MESSAGE = "Operation was cancelled."
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class InvalidName(ValueError):

@@ -30,7 +30,8 @@ class PubSubJobPublisher:
     def _publisher(self) -> Any:
         with self._lock:
             if self._client is None:
-                from google.cloud import pubsub_v1  # heavy (grpc): imported on first publish
+                # heavy (grpc): imported on first publish, not at cold start
+                import google.cloud.pubsub_v1 as pubsub_v1
 
                 # One message per request: no batching delay on the create path.
                 self._client = pubsub_v1.PublisherClient(

@@ -57,11 +57,12 @@ def _methods(get_paths: list[str], list_paths: list[str]) -> list[dict[str, str]
 DEFAULT_SURFACES: dict[str, Any] = {
     "v1": {
         "scopes": [CLOUD_PLATFORM],
-        "routes": _methods(
-            _GET_V1, ["/v1/{name=operations}", "/v1/{name=projects/*/locations/*}/operations"]
-        )
-        + [{"method": "POST", "template": "/v1/{parent=projects/*/locations/*}/jobs",
-            "action": "create_job"}],
+        "routes": [
+            *_methods(_GET_V1, ["/v1/{name=operations}",
+                                "/v1/{name=projects/*/locations/*}/operations"]),
+            {"method": "POST", "template": "/v1/{parent=projects/*/locations/*}/jobs",
+             "action": "create_job"},
+        ],
     },
     "v3beta1": {
         "scopes": [CLOUD_PLATFORM, DIALOGFLOW],
@@ -137,7 +138,8 @@ class RouteTable:
                 raise ConfigError(f"surface {surface!r} accepts no scopes")
             for entry in spec.get("routes", ()):
                 if entry.get("action") not in PERMISSIONS:
-                    raise ConfigError(f"surface {surface!r}: unknown action {entry.get('action')!r}")
+                    raise ConfigError(
+                        f"surface {surface!r}: unknown action {entry.get('action')!r}")
                 pattern, variable = compile_template(entry["template"])
                 routes.append(Route(surface, entry["method"].upper(), entry["template"],
                                     entry["action"], scopes, pattern, variable))

@@ -17,8 +17,8 @@ from google.api_core import exceptions
 from lib import errors, model
 from lib.config import Settings
 from lib.kinds import get_kind
-from lib.publisher import JobPublisher
 from lib.model import utcnow
+from lib.publisher import JobPublisher
 from lib.store import CancelResult, OperationStore
 
 log = logging.getLogger("operations.service")

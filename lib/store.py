@@ -66,7 +66,8 @@ class OperationStore(Protocol):
     def update_running(self, name: str, lease: Lease, changes: Mapping[str, Any]) -> None: ...
     def finish(self, name: str, lease: Lease,
                changes: Callable[[Mapping[str, Any]], dict[str, Any]]) -> bool: ...
-    def watch(self, name: str, on_change: Callable[[dict[str, Any] | None], None]) -> Unsubscribe: ...
+    def watch(self, name: str,
+              on_change: Callable[[dict[str, Any] | None], None]) -> Unsubscribe: ...
 
 
 class AccessCounter:
@@ -140,7 +141,7 @@ class FirestoreOperationStore:
                 on_change(None)
 
         watch = self._ref(name).on_snapshot(on_snapshot)
-        return watch.unsubscribe  # type: ignore[no-any-return]
+        return watch.unsubscribe
 
     def _run(self, body: Callable[..., Any], ref: firestore.DocumentReference, *args: Any) -> Any:
         """Runs a transaction body; counts its reads and writes."""

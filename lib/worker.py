@@ -53,7 +53,7 @@ class RunningJob:
         self.name: str = claim.record["name"]
         self.cancelled = threading.Event()
         self.lease_lost = threading.Event()
-        self.state: dict[str, Any] = dict(claim.record.get("checkpoint") or {})
+        self.state: Mapping[str, Any] = dict(claim.record.get("checkpoint") or {})
         self._store = store
         self._lease = claim.lease
         self._settings = settings
@@ -115,7 +115,8 @@ class RunningJob:
     def _flush(self, force: bool = False) -> None:
         """Writes pending progress/checkpoint, at most once per throttle interval."""
         with self._write_lock:
-            due = self._monotonic() - self._last_write >= self._settings.progress_min_interval_seconds
+            interval = self._settings.progress_min_interval_seconds
+            due = self._monotonic() - self._last_write >= interval
             if not self._pending or not (due or force) or self.lease_lost.is_set():
                 return
             changes, self._pending = {**self._pending, "updateTime": self._clock()}, {}
@@ -159,7 +160,8 @@ class OperationWorker:
             return "skipped"
         job = RunningJob(self._store, claim, self._settings, self._clock, self._monotonic)
         stop = threading.Event()
-        unsubscribe = self._store.watch(name, job.observe) if self._settings.cancel_listener else None
+        unsubscribe = (self._store.watch(name, job.observe)
+                       if self._settings.cancel_listener else None)
         heartbeat = threading.Thread(target=self._heartbeat, args=(job, claim.lease, stop),
                                      name=f"heartbeat {name}", daemon=True)
         heartbeat.start()
@@ -176,7 +178,8 @@ class OperationWorker:
     def _run_handler(self, job: RunningJob, record: Mapping[str, Any]) -> dict[str, Any]:
         kind = registered().get(record.get("kind", ""))
         if kind is None:
-            return {"error": (code_pb2.UNIMPLEMENTED, f"Kind {record.get('kind')!r} is not served.")}
+            message = f"Kind {record.get('kind')!r} is not served by this worker."
+            return {"error": (code_pb2.UNIMPLEMENTED, message)}
         try:
             job.raise_if_cancelled()
             response = kind.handler(job, dict(record.get("params") or {}))

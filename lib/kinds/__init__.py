@@ -59,8 +59,8 @@ class Param:
     type: type
     required: bool = False
     default: Any = None
-    minimum: float | None = None
-    maximum: float | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class Kind:
         return valid
 
 
-def _coerce(key: str, value: Any, spec: Param) -> Any:
+def _coerce(key: str, value: Any, spec: Param) -> int | float | str | bool:
     if isinstance(value, bool) != (spec.type is bool):
         raise _bad(f"Param {key!r} must be a {spec.type.__name__}.")
     if spec.type is int and isinstance(value, float) and value.is_integer():
@@ -103,11 +103,15 @@ def _coerce(key: str, value: Any, spec: Param) -> Any:
         value = float(value)
     if not isinstance(value, spec.type) or (isinstance(value, float) and not math.isfinite(value)):
         raise _bad(f"Param {key!r} must be a {spec.type.__name__}.")
-    if spec.minimum is not None and value < spec.minimum:
-        raise _bad(f"Param {key!r} must be at least {spec.minimum:g}.")
-    if spec.maximum is not None and value > spec.maximum:
-        raise _bad(f"Param {key!r} must be at most {spec.maximum:g}.")
-    return value
+    if isinstance(value, int | float):
+        if spec.minimum is not None and value < spec.minimum:
+            raise _bad(f"Param {key!r} must be at least {spec.minimum:g}.")
+        if spec.maximum is not None and value > spec.maximum:
+            raise _bad(f"Param {key!r} must be at most {spec.maximum:g}.")
+        return value
+    if isinstance(value, str):
+        return value
+    raise _bad(f"Param {key!r} has an unsupported type.")
 
 
 def _bad(message: str) -> Exception:

@@ -1,0 +1,85 @@
+"""The running local stack: emulators, push subscription, both functions
+under functions-framework, exactly as ``make run`` starts them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from lib import devtoken
+from lib.localstack import Emulators, Functions, create_push_subscription, free_port, stack_env
+from lib.store import FirestoreOperationStore
+
+COLLECTION = "operations-e2e"
+
+
+@dataclass
+class Stack:
+    url: str
+    project: str
+    logs: Path
+    dev_dir: Path
+    store: FirestoreOperationStore
+
+    def token(self, *scopes: str, subject: str = "dev@example.com", ttl: int = 600) -> str:
+        return devtoken.mint(scopes=list(scopes) or [devtoken.DEFAULT_SCOPE], subject=subject,
+                             ttl=ttl, dev_dir=self.dev_dir)
+
+    def headers(self, *scopes: str, **kwargs: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(*scopes, **kwargs)}"}
+
+    def log_text(self) -> str:
+        return "".join(path.read_text(errors="replace") for path in self.logs.glob("*.log"))
+
+
+@pytest.fixture(scope="session")
+def stack(emulators: Emulators, dev_dir: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    devtoken.ensure_dev_key(dev_dir)
+    topic = f"jobs-{uuid.uuid4().hex[:8]}"
+    http_port, worker_port = free_port(), free_port()
+    create_push_subscription(
+        emulators, topic,
+        f"http://127.0.0.1:{worker_port}/projects/{emulators.project}/topics/{topic}")
+    env = stack_env(os.environ, emulators, topic, {
+        "AUTH_ISSUERS": devtoken.issuers_env(dev_dir),
+        "OPERATIONS_COLLECTION": COLLECTION,
+        "HEARTBEAT_SECONDS": "1",
+        "PROGRESS_MIN_INTERVAL_SECONDS": "0",
+    })
+    logs = tmp_path_factory.mktemp("function-logs")
+    functions = Functions(env, http_port, worker_port, logs)
+    functions.start()
+    from google.cloud import firestore
+
+    store = FirestoreOperationStore(firestore.Client(project=emulators.project), COLLECTION)
+    try:
+        yield Stack(f"http://127.0.0.1:{http_port}", emulators.project, logs, dev_dir, store)
+    finally:
+        functions.stop()
+
+
+@pytest.fixture
+def parent(unique: str) -> str:
+    """A parent of this test's own: no other test sees its operations."""
+    return f"projects/p-{unique}/locations/us"
+
+
+@pytest.fixture
+def api(stack: Stack) -> Callable[..., requests.Response]:
+    """``api(method, path, **kwargs)`` with the dev token unless headers are given."""
+    session = requests.Session()
+
+    def call(method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("headers", stack.headers())
+        kwargs.setdefault("timeout", 30)
+        return session.request(method, stack.url + path, **kwargs)
+
+    return call

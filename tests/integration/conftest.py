@@ -1,0 +1,33 @@
+"""In-process store and worker on the real Firestore emulator."""
+
+from __future__ import annotations
+
+import pytest
+from google.cloud import firestore
+
+from lib import model
+from lib.store import FirestoreOperationStore
+
+
+@pytest.fixture
+def store(emulators, unique) -> FirestoreOperationStore:
+    """A store on a collection of this test's own."""
+    return FirestoreOperationStore(firestore.Client(project=emulators.project), f"ops-{unique}")
+
+
+@pytest.fixture
+def queued(store, unique):
+    """``queued(steps=.., **params)`` writes a QUEUED demo.countdown job; returns its name."""
+    counter = iter(range(1_000_000))
+
+    def make(**params):
+        params.setdefault("steps", 1)
+        params.setdefault("stepSeconds", 0.0)
+        name = f"projects/p-{unique}/locations/us/operations/op-{next(counter)}"
+        store.create(model.new_job(name=name, parent=name.rsplit("/", 2)[0],
+                                   target=name.replace("operations", "jobs"),
+                                   kind="demo.countdown", params=params,
+                                   created_by="test@example.com", now=model.utcnow()))
+        return name
+
+    return make

@@ -1,0 +1,166 @@
+"""The store's transactions on the real Firestore emulator."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from lib import model
+from lib.store import CancelResult, Lease
+
+RETENTION = timedelta(days=30)
+
+
+def cancel(store, name, who="alice@example.com"):
+    return store.cancel(name, principal=who, now=model.utcnow(), retention=RETENTION)
+
+
+def claim(store, name, owner="worker-a", lease_seconds=60.0, now=None):
+    return store.claim(name, owner=owner, now=now or model.utcnow(), lease_seconds=lease_seconds)
+
+
+def test_cancel_of_a_queued_operation_finishes_it_cancelled(store, queued):
+    name = queued()
+    assert cancel(store, name) is CancelResult.CHANGED
+    record = store.get(name)
+    assert record["done"] is True
+    assert record["state"] == "CANCELLED"
+    assert record["error"]["code"] == 1
+    assert record["cancelRequestedBy"] == "alice@example.com"
+    assert claim(store, name) is None, "a worker must never run a cancelled operation"
+
+
+def test_cancel_of_a_running_operation_only_raises_the_flag(store, queued):
+    name = queued()
+    claim(store, name)
+    assert cancel(store, name) is CancelResult.CHANGED
+    record = store.get(name)
+    assert record["done"] is False
+    assert record["state"] == "RUNNING"
+    assert record["cancelRequested"] is True
+
+
+@pytest.mark.parametrize("state", ["running", "done"], ids=["while running", "once done"])
+def test_a_second_cancel_writes_nothing(store, queued, state):
+    name = queued()
+    if state == "running":
+        claim(store, name)
+    cancel(store, name)
+    before = store.get(name)
+    writes = store.counter.writes
+    assert cancel(store, name, who="bob@example.com") is CancelResult.UNCHANGED
+    assert store.counter.writes == writes
+    assert store.get(name) == before
+
+
+def test_cancel_of_a_missing_operation_is_not_found(store, unique):
+    assert cancel(store, f"projects/{unique}/locations/l/operations/none") is CancelResult.NOT_FOUND
+
+
+def test_a_claim_takes_a_fenced_lease_and_a_duplicate_claim_gets_nothing(store, queued):
+    name = queued()
+    first = claim(store, name)
+    assert first.lease.token == 1
+    assert first.record["attempt"] == 1
+    assert claim(store, name, owner="worker-b") is None
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_worker_can_write_nothing(store, queued):
+    name = queued()
+    old = claim(store, name, lease_seconds=0.001)
+    new = claim(store, name, owner="worker-b", now=model.utcnow() + timedelta(seconds=1))
+    assert new.lease.token == old.lease.token + 1
+    assert new.record["attempt"] == 2
+
+    def succeed(record):
+        return model.succeeded_changes({"by": "old"}, now=model.utcnow(), retention=RETENTION)
+
+    assert store.finish(name, old.lease, succeed) is False
+    assert store.get(name)["done"] is False
+    assert store.finish(name, new.lease, succeed) is True
+    assert store.get(name)["response"] == {"by": "old"}
+
+
+def test_a_done_operation_never_changes_again(store, queued):
+    name = queued()
+    held = claim(store, name)
+    store.finish(name, held.lease,
+                 lambda r: model.succeeded_changes({}, now=model.utcnow(), retention=RETENTION))
+    done = store.get(name)
+    assert cancel(store, name) is CancelResult.UNCHANGED
+    assert store.finish(name, held.lease, lambda r: model.cancelled_changes(
+        now=model.utcnow(), retention=RETENTION)) is False
+    assert claim(store, name) is None
+    assert store.get(name) == done
+
+
+def test_cancel_racing_completion_ends_with_exactly_one_result(store, queued):
+    """Cancel and finalize in two threads, released together with random skew.
+
+    Rounds are few because the emulator settles each true collision by a ~2 s
+    lock timeout (production Firestore aborts the younger transaction at once).
+    """
+    rng = random.Random(7)
+    for _ in range(12):
+        skew = rng.uniform(-0.02, 0.02)
+        name = queued()
+        held = claim(store, name)
+        start = threading.Barrier(2)
+
+        def finish(held=held, name=name, start=start, skew=skew):
+            start.wait()
+            time.sleep(max(skew, 0))
+            store.finish(name, held.lease, lambda r: (
+                model.cancelled_changes(now=model.utcnow(), retention=RETENTION)
+                if r.get("cancelRequested") else
+                model.succeeded_changes({"ok": True}, now=model.utcnow(), retention=RETENTION)))
+
+        def cancel_it(name=name, start=start, skew=skew):
+            start.wait()
+            time.sleep(max(-skew, 0))
+            cancel(store, name)
+
+        threads = [threading.Thread(target=finish), threading.Thread(target=cancel_it)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        record = store.get(name)
+        assert record["done"] is True
+        assert ("response" in record) != ("error" in record)
+        if "error" in record:
+            assert record["error"]["code"] == 1 and record["state"] == "CANCELLED"
+        else:
+            assert record["state"] == "SUCCEEDED"
+
+
+def test_progress_written_under_a_lost_lease_is_refused(store, queued):
+    from lib.store import LeaseLost
+
+    name = queued()
+    held = claim(store, name)
+    with pytest.raises(LeaseLost):
+        store.update_running(name, Lease(held.lease.owner, held.lease.token + 7),
+                             {"progressPercent": 50})
+    assert store.get(name)["progressPercent"] == 0
+
+
+def test_a_job_whose_publish_failed_is_discarded_unless_touched(store, queued):
+    untouched, claimed = queued(), queued()
+    claim(store, claimed)
+    assert store.discard_unstarted(untouched) is True
+    assert store.get(untouched) is None
+    assert store.discard_unstarted(claimed) is False
+    assert store.get(claimed) is not None
+
+
+def test_reads_and_writes_are_counted_one_per_cancel(store, queued):
+    name = queued()
+    claim(store, name)
+    reads, writes = store.counter.reads, store.counter.writes
+    cancel(store, name)
+    assert (store.counter.reads - reads, store.counter.writes - writes) == (1, 1)
