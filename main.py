@@ -1,4 +1,5 @@
-"""Cloud Functions entry points: ``operations_http`` and ``operations_worker``.
+"""Cloud Functions entry points: ``operations_http``, ``operations_worker`` and
+``operations_sweep``.
 
 Nothing connects to the network at import time. Settings, the route table
 and the policy are read here (files only), so a bad configuration stops the
@@ -23,6 +24,7 @@ from lib.publisher import PubSubJobPublisher
 from lib.routes import RouteTable
 from lib.service import OperationsService
 from lib.store import FirestoreOperationStore
+from lib.sweep import RecoverySweep
 from lib.worker import OperationWorker
 
 SETTINGS = Settings.from_env()
@@ -55,10 +57,11 @@ def _build_store() -> FirestoreOperationStore:
 
 
 store = _once(_build_store)
-service = _once(lambda: OperationsService(
-    store(), PubSubJobPublisher(SETTINGS.project, SETTINGS.topic), SETTINGS))
+publisher = _once(lambda: PubSubJobPublisher(SETTINGS.project, SETTINGS.topic))
+service = _once(lambda: OperationsService(store(), publisher(), SETTINGS))
 api = _once(lambda: OperationsApi(SETTINGS, ROUTES, GoogleAuthVerifier(SETTINGS), POLICY, service))
 worker = _once(lambda: OperationWorker(store(), SETTINGS))
+sweep = _once(lambda: RecoverySweep(store(), publisher(), SETTINGS))
 
 
 @functions_framework.http
@@ -71,3 +74,9 @@ def operations_http(request: Any) -> Any:
 def operations_worker(cloud_event: Any) -> None:
     """Runs the job a Pub/Sub message names (CloudEvent ``messagePublished``)."""
     worker().handle_message(cloud_event)
+
+
+@functions_framework.cloud_event
+def operations_sweep(cloud_event: Any) -> None:
+    """Recovers what dead workers and lost messages left (Cloud Scheduler tick)."""
+    sweep().run()

@@ -27,6 +27,10 @@ Environment variables (all optional):
     HEARTBEAT_SECONDS               lease renewal and cancel poll (default 5)
     PROGRESS_MIN_INTERVAL_SECONDS   progress write throttle (default 1)
     CANCEL_LISTENER                 "false" leaves cancellation to the poll
+    MAX_ATTEMPTS                    claims before the sweep gives up on an
+                                    operation whose workers keep dying (default 3)
+    SWEEP_QUEUED_AFTER_SECONDS      a QUEUED operation older than this is
+                                    re-published by the sweep (default 120)
     RETENTION_DAYS                  ``expireTime`` of finished operations
                                     (default 30, AIP-151)
     LOG_LEVEL                       minimum log severity (default INFO)
@@ -78,6 +82,8 @@ class Settings:
     heartbeat_seconds: float = 5.0
     progress_min_interval_seconds: float = 1.0
     cancel_listener: bool = True
+    max_attempts: int = 3
+    sweep_queued_after_seconds: float = 120.0
     retention_days: float = 30.0
     log_level: str = "INFO"
 
@@ -110,6 +116,8 @@ class Settings:
                 env, "PROGRESS_MIN_INTERVAL_SECONDS", 1.0, 0, 60
             ),
             cancel_listener=_bool(env, "CANCEL_LISTENER", default=True),
+            max_attempts=_int(env, "MAX_ATTEMPTS", 3, 1, 100),
+            sweep_queued_after_seconds=_float(env, "SWEEP_QUEUED_AFTER_SECONDS", 120.0, 1, 86400),
             retention_days=_float(env, "RETENTION_DAYS", 30.0, 0.0001, 3650),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
         )

@@ -10,6 +10,7 @@ The tests use the same classes, so what they run is what ``make run`` runs.
 from __future__ import annotations
 
 import contextlib
+import base64
 import json
 import os
 import shutil
@@ -161,7 +162,7 @@ class Emulators:
 
 def create_push_subscription(emulators: Emulators, topic: str, endpoint: str,
                              subscription: str | None = None) -> None:
-    """Creates the jobs topic and a push subscription to the worker (idempotent)."""
+    """Creates ``topic`` and a push subscription to ``endpoint`` (idempotent)."""
     previous = {k: os.environ.get(k) for k in emulators.env()}
     os.environ.update(emulators.env())  # the clients find the emulator only here
     try:
@@ -193,18 +194,22 @@ def create_push_subscription(emulators: Emulators, topic: str, endpoint: str,
 
 @dataclass
 class Functions:
-    """operations_http and operations_worker under functions-framework."""
+    """operations_http, operations_worker (and operations_sweep, given a port)
+    under functions-framework."""
 
     env: Mapping[str, str]
     http_port: int
     worker_port: int
     log_dir: Path | None = None
+    sweep_port: int | None = None
     processes: list[Process] = field(default_factory=list)
 
     def start(self, timeout: float = 60.0) -> None:
         binary = str(Path(sys.executable).parent / "functions-framework")
         specs = [("operations_http", "http", self.http_port),
                  ("operations_worker", "cloudevent", self.worker_port)]
+        if self.sweep_port is not None:
+            specs.append(("operations_sweep", "cloudevent", self.sweep_port))
         self.processes = [
             Process(target, [binary, "--source", str(REPO / "main.py"), "--target", target,
                              "--signature-type", kind, "--host", "127.0.0.1", "--port", str(port)],
@@ -242,21 +247,37 @@ def stack_env(base: Mapping[str, str], emulators: Emulators, topic: str,
     return env
 
 
+def publish_tick(emulators: Emulators, topic: str) -> None:
+    """What Cloud Scheduler does every minute: one message on the sweep topic."""
+    body = json.dumps({"messages": [{"data": base64.b64encode(b"{}").decode()}]}).encode()
+    url = (f"http://127.0.0.1:{emulators.pubsub_port}/v1/projects/{emulators.project}"
+           f"/topics/{topic}:publish")
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=5).close()
+
+
 def main() -> int:
     env = os.environ
     project = env.get("GOOGLE_CLOUD_PROJECT") or "demo-local"
     topic = env.get("OPERATIONS_TOPIC") or "operations-jobs"
     http_port = int(env.get("PORT", "8080"))
     worker_port = int(env.get("WORKER_PORT", "8081"))
+    sweep_port = int(env.get("SWEEP_PORT", "8082"))
+    sweep_every = float(env.get("SWEEP_INTERVAL_SECONDS", "60"))
     log_dir = REPO / ".dev" / "logs"
     emulators = Emulators(project, int(env.get("FIRESTORE_EMULATOR_PORT", "8086")),
                           int(env.get("PUBSUB_EMULATOR_PORT", "8085")), log_dir)
-    functions = Functions(stack_env(env, emulators, topic), http_port, worker_port)
+    functions = Functions(stack_env(env, emulators, topic), http_port, worker_port,
+                          sweep_port=sweep_port)
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
-        stopping.append(signum)
-        raise KeyboardInterrupt
+        # Only the first signal interrupts: a second one (Ctrl-C twice, or a
+        # signal sent to both make and us) must not cut the clean-up short.
+        if not stopping:
+            stopping.append(signum)
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -265,15 +286,26 @@ def main() -> int:
         emulators.start()
         create_push_subscription(
             emulators, topic, f"http://127.0.0.1:{worker_port}/projects/{project}/topics/{topic}")
+        create_push_subscription(
+            emulators, f"{topic}-sweep",
+            f"http://127.0.0.1:{sweep_port}/projects/{project}/topics/{topic}-sweep")
         functions.start()
         print(json.dumps({"api": f"http://127.0.0.1:{http_port}", "worker": worker_port,
+                          "sweep": sweep_port,
                           "firestore": emulators.firestore_port,
                           "pubsub": emulators.pubsub_port, "project": project}), flush=True)
         print(f"ready: Operations API on http://127.0.0.1:{http_port} (Ctrl-C stops everything)",
               flush=True)
+        next_sweep = time.monotonic() + sweep_every
         while all(p.popen is not None and p.popen.poll() is None
                   for p in functions.processes + emulators.processes):
             time.sleep(0.5)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + sweep_every
+                try:
+                    publish_tick(emulators, f"{topic}-sweep")
+                except OSError as exc:
+                    print(f"sweep tick failed: {exc}", file=sys.stderr)
         print("a process of the stack exited; stopping", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from google.api_core import exceptions
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from lib import errors, model
 
@@ -65,7 +66,10 @@ class OperationStore(Protocol):
               lease_seconds: float) -> dict[str, Any]: ...
     def update_running(self, name: str, lease: Lease, changes: Mapping[str, Any]) -> None: ...
     def finish(self, name: str, lease: Lease,
-               changes: Callable[[Mapping[str, Any]], dict[str, Any]]) -> bool: ...
+               changes: Callable[[Mapping[str, Any]], dict[str, Any]],
+               expired_at: datetime | None = None) -> bool: ...
+    def stale_running(self, now: datetime, limit: int) -> list[dict[str, Any]]: ...
+    def stale_queued(self, created_before: datetime, limit: int) -> list[dict[str, Any]]: ...
     def watch(self, name: str,
               on_change: Callable[[dict[str, Any] | None], None]) -> Unsubscribe: ...
 
@@ -128,8 +132,29 @@ class FirestoreOperationStore:
         self._run(_update_running, self._ref(name), lease, dict(changes))
 
     def finish(self, name: str, lease: Lease,
-               changes: Callable[[Mapping[str, Any]], dict[str, Any]]) -> bool:
-        return self._run(_finish, self._ref(name), lease, changes)
+               changes: Callable[[Mapping[str, Any]], dict[str, Any]],
+               expired_at: datetime | None = None) -> bool:
+        """Writes ``changes(record)`` if ``lease`` still holds the operation (and,
+        with ``expired_at``, only if the lease had expired by then: the sweep)."""
+        return self._run(_finish, self._ref(name), lease, changes, expired_at)
+
+    def stale_running(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """RUNNING operations whose lease expired: their worker is gone."""
+        query = (self._collection.where(filter=FieldFilter("state", "==", "RUNNING"))
+                 .where(filter=FieldFilter("lease.expireTime", "<", now)).limit(limit))
+        return self._query(query)
+
+    def stale_queued(self, created_before: datetime, limit: int) -> list[dict[str, Any]]:
+        """QUEUED operations older than a publish should take to be claimed."""
+        query = (self._collection.where(filter=FieldFilter("state", "==", "QUEUED"))
+                 .where(filter=FieldFilter("createTime", "<", created_before)).limit(limit))
+        return self._query(query)
+
+    def _query(self, query: Any) -> list[dict[str, Any]]:
+        with _translated():
+            records = [snapshot.to_dict() for snapshot in query.stream()]
+        self.counter.add(reads=max(1, len(records)))
+        return records
 
     def watch(self, name: str, on_change: Callable[[dict[str, Any] | None], None]) -> Unsubscribe:
         """Calls ``on_change`` with the document (None once deleted) on every change."""
@@ -232,11 +257,14 @@ def _update_running(transaction: firestore.Transaction, ref: firestore.DocumentR
 
 @firestore.transactional
 def _finish(transaction: firestore.Transaction, ref: firestore.DocumentReference, lease: Lease,
-            changes: Callable[[Mapping[str, Any]], dict[str, Any]]) -> tuple[bool, int]:
+            changes: Callable[[Mapping[str, Any]], dict[str, Any]],
+            expired_at: datetime | None) -> tuple[bool, int]:
     try:
         record = _held(ref.get(transaction=transaction), lease)
     except LeaseLost:
         return False, 0  # done by someone else, deleted, or taken over: write nothing
+    if expired_at is not None and record["lease"]["expireTime"] > expired_at:
+        return False, 0  # the worker renewed its lease after all: it is alive
     transaction.update(ref, changes(record))
     return True, 1
 

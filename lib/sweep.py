@@ -1,0 +1,72 @@
+"""The recovery sweep: what a dead worker or a lost message left behind.
+
+Run every minute (Cloud Scheduler → Pub/Sub → ``operations_sweep``; a timer in
+the local stack). It re-publishes RUNNING operations whose lease expired (the
+next claim takes them over, fenced by a new lease token), fails those that
+have used up their attempts, finishes as cancelled those whose cancel was
+requested before their worker died, and re-publishes QUEUED operations whose
+first message seems lost. Re-publishing is always safe: a claim is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.api_core import exceptions
+from google.rpc import code_pb2
+
+from lib import model
+from lib.config import Settings
+from lib.publisher import JobPublisher
+from lib.store import Lease, OperationStore
+
+log = logging.getLogger("operations.sweep")
+BATCH = 500
+
+
+class RecoverySweep:
+    def __init__(self, store: OperationStore, publisher: JobPublisher, settings: Settings,
+                 clock: Callable[[], datetime] = model.utcnow) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._settings = settings
+        self._clock = clock
+        self._retention = timedelta(days=settings.retention_days)
+
+    def run(self) -> dict[str, int]:
+        """One pass; returns what it did, by outcome."""
+        now = self._clock()
+        report = {"republished": 0, "cancelled": 0, "failed": 0, "requeued": 0, "errors": 0}
+        for record in self._store.stale_running(now, BATCH):
+            report[self._recover(record, now)] += 1
+        stale = now - timedelta(seconds=self._settings.sweep_queued_after_seconds)
+        for record in self._store.stale_queued(stale, BATCH):
+            report["requeued" if self._publish(record["name"]) else "errors"] += 1
+        log.info("sweep done", extra={"json_fields": report})
+        return report
+
+    def _recover(self, record: dict[str, Any], now: datetime) -> str:
+        name = record["name"]
+        lease = Lease(record["lease"]["owner"], record["lease"]["token"])
+        if record.get("cancelRequested"):
+            done = self._store.finish(name, lease, lambda _r: model.cancelled_changes(
+                now=self._clock(), retention=self._retention), expired_at=now)
+            return "cancelled" if done else "errors"
+        if int(record.get("attempt", 0)) >= self._settings.max_attempts:
+            message = f"Gave up after {record['attempt']} attempts: the worker was lost each time."
+            done = self._store.finish(name, lease, lambda _r: model.failed_changes(
+                code_pb2.ABORTED, message, now=self._clock(), retention=self._retention),
+                expired_at=now)
+            return "failed" if done else "errors"
+        return "republished" if self._publish(name) else "errors"
+
+    def _publish(self, name: str) -> bool:
+        try:
+            self._publisher.publish(name)
+            return True
+        except exceptions.GoogleAPICallError:
+            log.warning("sweep could not re-publish", extra={"json_fields": {"operation": name}})
+            return False

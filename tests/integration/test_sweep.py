@@ -1,0 +1,104 @@
+"""The recovery sweep on the real emulators: it re-publishes what a dead worker
+left, finishes what it must, and never touches a live worker's operation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from lib import model
+from lib.config import Settings
+from lib.publisher import PubSubJobPublisher
+from lib.sweep import RecoverySweep
+from lib.worker import OperationWorker
+
+SETTINGS = Settings(max_attempts=2, sweep_queued_after_seconds=1, heartbeat_seconds=0.2,
+                    progress_min_interval_seconds=0)
+
+
+@pytest.fixture
+def jobs_topic(emulators, unique):
+    """A real topic with a pull subscription: what the sweep published, by name."""
+    from google.cloud import pubsub_v1
+
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    topic = publisher.topic_path(emulators.project, f"sweep-{unique}")
+    subscription = subscriber.subscription_path(emulators.project, f"sweep-{unique}")
+    publisher.create_topic(name=topic)
+    subscriber.create_subscription(name=subscription, topic=topic)
+
+    def published() -> list[str]:
+        response = subscriber.pull(subscription=subscription, max_messages=100, timeout=5)
+        return sorted(json.loads(m.message.data)["name"] for m in response.received_messages)
+
+    yield f"sweep-{unique}", published
+    subscriber.close()
+
+
+def sweep(store, emulators, topic, at, settings=SETTINGS):
+    publisher = PubSubJobPublisher(emulators.project, topic)
+    return RecoverySweep(store, publisher, settings, clock=lambda: at).run()
+
+
+def test_a_dead_workers_operation_is_republished_and_taken_over(store, queued, emulators,
+                                                                 jobs_topic):
+    topic, published = jobs_topic
+    name = queued(steps=1, stepSeconds=0)
+    dead = store.claim(name, owner="dead", now=model.utcnow(), lease_seconds=1)
+    later = model.utcnow() + timedelta(seconds=5)
+    assert sweep(store, emulators, topic, later)["republished"] == 1
+    assert published() == [name]
+    assert OperationWorker(store, SETTINGS, clock=lambda: later).run(name) == "succeeded"
+    record = store.get(name)
+    assert record["attempt"] == 2 and record["response"] == {"steps": 1}
+    assert store.finish(name, dead.lease, lambda r: model.cancelled_changes(
+        now=later, retention=timedelta(days=1))) is False, "the dead worker must write nothing"
+    assert store.get(name) == record
+
+
+def test_a_live_workers_operation_is_left_alone(store, queued, emulators, jobs_topic):
+    topic, published = jobs_topic
+    name = queued()
+    store.claim(name, owner="alive", now=model.utcnow(), lease_seconds=60)
+    assert sweep(store, emulators, topic, model.utcnow()) == {
+        "republished": 0, "cancelled": 0, "failed": 0, "requeued": 0, "errors": 0}
+    assert published() == []
+
+
+def test_a_cancel_requested_before_the_worker_died_ends_cancelled(store, queued, emulators,
+                                                                  jobs_topic):
+    topic, _ = jobs_topic
+    name = queued()
+    store.claim(name, owner="dead", now=model.utcnow(), lease_seconds=1)
+    store.cancel(name, principal="a", now=model.utcnow(), retention=timedelta(days=1))
+    assert sweep(store, emulators, topic, model.utcnow() + timedelta(seconds=5))["cancelled"] == 1
+    record = store.get(name)
+    assert record["done"] and record["error"]["code"] == 1
+
+
+def test_an_operation_whose_workers_keep_dying_fails_after_max_attempts(store, queued,
+                                                                       emulators, jobs_topic):
+    topic, _ = jobs_topic
+    name = queued()
+    now = model.utcnow()
+    for attempt in range(SETTINGS.max_attempts):
+        store.claim(name, owner=f"dead-{attempt}", now=now + timedelta(seconds=10 * attempt),
+                    lease_seconds=1)
+    report = sweep(store, emulators, topic, now + timedelta(seconds=60))
+    assert report["failed"] == 1
+    record = store.get(name)
+    assert record["state"] == "FAILED" and record["error"]["code"] == 10  # ABORTED
+    assert "2 attempts" in record["error"]["message"]
+
+
+def test_a_queued_operation_whose_message_was_lost_is_requeued(store, queued, emulators,
+                                                               jobs_topic):
+    topic, published = jobs_topic
+    fresh_settings = replace(SETTINGS, sweep_queued_after_seconds=3600)
+    name = queued()
+    assert sweep(store, emulators, topic, model.utcnow(), fresh_settings)["requeued"] == 0
+    assert sweep(store, emulators, topic, model.utcnow() + timedelta(seconds=5))["requeued"] == 1
+    assert published() == [name]
