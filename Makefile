@@ -24,5 +24,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy lib
 
+## package: build the Cloud Functions bundle into build/ and check it imports in a fresh venv
+package: $(STAMP)
+	$(PY) scripts/package.py
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
