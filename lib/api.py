@@ -29,6 +29,9 @@ from lib.service import OperationsService
 log = logging.getLogger("operations.api")
 
 REALM = "operations"
+# Query parameters any method takes (Google's system parameters), and List's own.
+_SYSTEM_PARAMS = frozenset({"$alt", "alt", "$.xgafv", "prettyPrint"})
+_LIST_PARAMS = frozenset({"filter", "pageSize", "pageToken", "returnPartialSuccess"})
 _JSON_TYPES = ("application/json", "application/")
 
 
@@ -77,6 +80,7 @@ class OperationsApi:
         principal = self._authenticate(request)
         require_scope(principal, route.scopes)
         check_permission(self._policy, principal, route.permission, name)
+        query = _query_params(request, route.action)
         body = self._read_json(request)
         service = self._service()
         if route.action == "get":
@@ -88,7 +92,9 @@ class OperationsApi:
         if route.action == "create_job":
             return 200, service.create_job(name, body or {}, principal.id)
         if route.action == "list":
-            return 200, service.list_operations(name, request.args)
+            if body:
+                raise errors.invalid_argument("ListOperations takes no request body.")
+            return 200, service.list_operations(name, query)
         if route.action == "delete":
             if body:
                 raise errors.invalid_argument("DeleteOperation takes no request body.")
@@ -161,6 +167,22 @@ def _raw_path(request: flask.Request) -> str:
     if raw:
         return str(raw)
     return str(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+
+
+def _query_params(request: flask.Request, action: str) -> dict[str, str]:
+    """The query parameters, each at most once; unknown ones are a 400, as
+    Google's APIs answer "Cannot bind query parameter"."""
+    allowed = _SYSTEM_PARAMS | (_LIST_PARAMS if action == "list" else frozenset())
+    params: dict[str, str] = {}
+    for key, values in request.args.lists():
+        if key not in allowed:
+            raise errors.invalid_argument(f"Unknown query parameter {key[:64]!r}.",
+                                          "UNKNOWN_QUERY_PARAMETER")
+        if len(values) > 1:
+            raise errors.invalid_argument(f"Query parameter {key!r} is given more than once.",
+                                          "REPEATED_QUERY_PARAMETER")
+        params[key] = values[0]
+    return params
 
 
 def _check_cancel_body(body: dict[str, Any] | None, name: str) -> None:

@@ -34,6 +34,10 @@ Environment variables (all optional):
     RETENTION_DAYS                  ``expireTime`` of finished operations
                                     (default 30, AIP-151)
     LOG_LEVEL                       minimum log severity (default INFO)
+    PAGE_TOKEN_SECRET               key that signs list page tokens; set the
+                                    same value on every instance (without it
+                                    the key is derived from the project and
+                                    collection: tokens are then forgeable)
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ class Settings:
     sweep_queued_after_seconds: float = 120.0
     retention_days: float = 30.0
     log_level: str = "INFO"
+    page_token_secret: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -120,6 +125,7 @@ class Settings:
             sweep_queued_after_seconds=_float(env, "SWEEP_QUEUED_AFTER_SECONDS", 120.0, 1, 86400),
             retention_days=_float(env, "RETENTION_DAYS", 30.0, 0.0001, 3650),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            page_token_secret=env.get("PAGE_TOKEN_SECRET") or None,
         )
 
 

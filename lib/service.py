@@ -1,4 +1,4 @@
-"""The use cases: get, cancel and create (list, delete and wait to come).
+"""The use cases: get, list, cancel, delete, wait, and the example jobs.create.
 
 Callers have already been authenticated and authorized (``lib.api``); this
 module decides what happens to operations, through the store.
@@ -6,22 +6,36 @@ module decides what happens to operations, through the store.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions
+from google.longrunning import operations_pb2
+from google.protobuf import duration_pb2, json_format
 
-from lib import errors, model
+from lib import errors, listing, model
 from lib.config import Settings
 from lib.kinds import get_kind
 from lib.model import utcnow
 from lib.publisher import JobPublisher
-from lib.store import CancelResult, OperationStore
+from lib.store import CancelResult, DeleteResult, OperationStore
 
 log = logging.getLogger("operations.service")
+
+
+def page_token_key(settings: Settings) -> bytes:
+    """The page-token signing key: PAGE_TOKEN_SECRET, shared by every instance."""
+    secret = settings.page_token_secret
+    if secret is None:
+        log.warning("PAGE_TOKEN_SECRET is not set: page tokens are signed with a key "
+                    "derived from the project and collection, which others can derive too")
+        secret = f"{settings.project}/{settings.collection}"
+    return hashlib.sha256(secret.encode()).digest()
 
 
 def not_found(name: str) -> exceptions.GoogleAPICallError:
@@ -40,6 +54,8 @@ class OperationsService:
         self._clock = clock
         self._new_id = new_id
         self._retention = timedelta(days=settings.retention_days)
+        self._wait_max = settings.wait_max_seconds
+        self._token_key = page_token_key(settings)
 
     def get_operation(self, name: str) -> dict[str, Any]:
         record = self._store.get(name)
@@ -84,14 +100,83 @@ class OperationsService:
                                                       "kind": kind.name}})
         return model.operation_json(record)
 
-    def _not_yet(self, what: str) -> exceptions.GoogleAPICallError:
-        return errors.error(exceptions.MethodNotImplemented, f"{what} is not implemented yet.")
-
-    def list_operations(self, name: str, query: Mapping[str, str]) -> dict[str, Any]:
-        raise self._not_yet("ListOperations")
+    def list_operations(self, parent: str, query: Mapping[str, str]) -> dict[str, Any]:
+        """AIP-158 pages of AIP-160-filtered operations of ``parent``, newest first."""
+        if query.get("returnPartialSuccess", "false").lower() not in ("", "false"):
+            raise errors.error(exceptions.MethodNotImplemented,
+                               "returnPartialSuccess is not supported: every list is complete.")
+        size = listing.page_size(query.get("pageSize"))
+        filter_text = query.get("filter", "")
+        selection = listing.parse_filter(filter_text)
+        after = None
+        if query.get("pageToken"):
+            cursor = listing.decode_page_token(query["pageToken"], parent=parent,
+                                               filter_text=filter_text, key=self._token_key)
+            after = (cursor["createTime"], cursor["id"])
+        page = self._store.list_page(
+            parent, matches=selection.matches, equalities=selection.equalities(),
+            bounds=selection.create_time_bounds(), size=size, after=after, now=self._clock())
+        response = operations_pb2.ListOperationsResponse(
+            operations=[model.to_operation(record) for record in page.records])
+        if page.has_more:
+            last = page.records[-1]
+            response.next_page_token = listing.encode_page_token(
+                {"createTime": last["createTime"], "id": model.document_id(last["name"])},
+                parent=parent, filter_text=filter_text, key=self._token_key)
+        return json_format.MessageToDict(response)
 
     def delete_operation(self, name: str) -> None:
-        raise self._not_yet("DeleteOperation")
+        """Forgets the operation. Its work is not cancelled (google.longrunning):
+        the worker runs on and ends quietly, writing nothing."""
+        if self._store.delete(name, now=self._clock()) is DeleteResult.NOT_FOUND:
+            raise not_found(name)
+        log.info("deleted", extra={"json_fields": {"operation": name}})
 
     def wait_operation(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        raise self._not_yet("WaitOperation")
+        """Returns once the operation is done, or at the timeout, with its latest
+        state. A document listener wakes it, not a sleep loop."""
+        timeout = self._wait_timeout(name, body)
+        record = self._store.get(name)
+        if record is None or model.is_expired(record, self._clock()):
+            raise not_found(name)
+        if record.get("done") or timeout <= 0:
+            return model.operation_json(record)
+        latest: list[dict[str, Any] | None] = [record]
+        settled = threading.Event()
+
+        def on_change(current: dict[str, Any] | None) -> None:
+            latest[0] = current
+            if current is None or current.get("done"):
+                settled.set()
+
+        unsubscribe = self._store.watch(name, on_change)
+        try:
+            settled.wait(timeout)
+        finally:
+            unsubscribe()
+        if latest[0] is None:
+            raise not_found(name)  # deleted while we waited
+        return model.operation_json(latest[0])
+
+    def _wait_timeout(self, name: str, body: Mapping[str, Any]) -> float:
+        unknown = sorted(set(body) - {"name", "timeout"})
+        if unknown or body.get("name", name) != name:
+            raise errors.invalid_argument(
+                'A wait body may only hold "timeout" (and the operation\'s own "name").',
+                "INVALID_WAIT_BODY")
+        if body.get("timeout") is None:
+            return self._wait_max
+        timeout = body["timeout"]
+        duration = duration_pb2.Duration()
+        try:
+            if not isinstance(timeout, str):
+                raise ValueError("not a string")
+            duration.FromJsonString(timeout)
+        except ValueError:
+            raise errors.invalid_argument(
+                'timeout must be a Duration string such as "10s" or "2.5s".',
+                "INVALID_DURATION") from None
+        seconds = duration.ToTimedelta().total_seconds()
+        if seconds < 0:
+            raise errors.invalid_argument("timeout may not be negative.", "INVALID_DURATION")
+        return min(seconds, self._wait_max)  # longer waits are capped, not refused

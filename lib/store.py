@@ -23,6 +23,11 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from lib import errors, model
 
 
+class DeleteResult(enum.Enum):
+    NOT_FOUND = "not_found"
+    DELETED = "deleted"
+
+
 class CancelResult(enum.Enum):
     NOT_FOUND = "not_found"
     CHANGED = "changed"
@@ -30,8 +35,21 @@ class CancelResult(enum.Enum):
 
 
 class LeaseLost(Exception):
-    """The worker's lease is gone (expired and taken, or the operation is done
-    or deleted): it must stop and write nothing more."""
+    """The worker's lease is gone: it must write nothing more.
+
+    ``deleted`` tells a deleted operation (its work goes on, unobserved:
+    DeleteOperation does not cancel) from one that was taken over or finished
+    by someone else (the handler must stop)."""
+
+    def __init__(self, message: str, deleted: bool = False) -> None:
+        super().__init__(message)
+        self.deleted = deleted
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[dict[str, Any]]
+    has_more: bool
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,10 @@ class OperationStore(Protocol):
     def finish(self, name: str, lease: Lease,
                changes: Callable[[Mapping[str, Any]], dict[str, Any]],
                expired_at: datetime | None = None) -> bool: ...
+    def delete(self, name: str, *, now: datetime) -> DeleteResult: ...
+    def list_page(self, parent: str, *, matches: Callable[[Mapping[str, Any]], bool],
+                  equalities: Mapping[str, Any], bounds: list[tuple[str, datetime]],
+                  size: int, after: tuple[datetime, str] | None, now: datetime) -> Page: ...
     def stale_running(self, now: datetime, limit: int) -> list[dict[str, Any]]: ...
     def stale_queued(self, created_before: datetime, limit: int) -> list[dict[str, Any]]: ...
     def watch(self, name: str,
@@ -137,6 +159,50 @@ class FirestoreOperationStore:
         """Writes ``changes(record)`` if ``lease`` still holds the operation (and,
         with ``expired_at``, only if the lease had expired by then: the sweep)."""
         return self._run(_finish, self._ref(name), lease, changes, expired_at)
+
+    def delete(self, name: str, *, now: datetime) -> DeleteResult:
+        return self._run(_delete, self._ref(name), now)
+
+    def list_page(self, parent: str, *, matches: Callable[[Mapping[str, Any]], bool],
+                  equalities: Mapping[str, Any], bounds: list[tuple[str, datetime]],
+                  size: int, after: tuple[datetime, str] | None, now: datetime) -> Page:
+        """Up to ``size`` live operations of ``parent`` that ``matches``, newest
+        first, strictly after the ``(createTime, document id)`` cursor.
+
+        Keyset pagination: the cursor goes into the query (``start_after``), so
+        page 200 costs what page 1 costs. Equalities and createTime bounds run
+        in Firestore; ``matches`` re-checks everything in memory, reading on in
+        chunks while the filter rejects documents.
+        """
+        query = self._collection.where(filter=FieldFilter("parent", "==", parent))
+        for path, value in equalities.items():
+            query = query.where(filter=FieldFilter(path, "==", value))
+        for op, value in bounds:
+            query = query.where(filter=FieldFilter("createTime", op, value))
+        query = (query.order_by("createTime", direction=firestore.Query.DESCENDING)
+                 .order_by("__name__", direction=firestore.Query.DESCENDING))
+        found: list[dict[str, Any]] = []
+        chunk = size + 1
+        cursor = after
+        while True:
+            page = query
+            if cursor is not None:
+                page = page.start_after({"createTime": cursor[0],
+                                         "__name__": self._collection.document(cursor[1])})
+            with _translated():
+                snapshots = list(page.limit(chunk).stream())
+            self.counter.add(reads=max(1, len(snapshots)))
+            for snapshot in snapshots:
+                record = snapshot.to_dict() or {}
+                if matches(record) and not model.is_expired(record, now):
+                    found.append(record)
+                    if len(found) > size:
+                        return Page(found[:size], has_more=True)
+            if len(snapshots) < chunk:
+                return Page(found, has_more=False)
+            last = snapshots[-1]
+            cursor = (last.get("createTime"), last.id)
+            chunk = min(chunk * 2, 1000)
 
     def stale_running(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """RUNNING operations whose lease expired: their worker is gone."""
@@ -228,11 +294,24 @@ def _claim(transaction: firestore.Transaction, ref: firestore.DocumentReference,
     return Claim(record={**record, **changes}, lease=Lease(owner, token)), 1
 
 
+@firestore.transactional
+def _delete(transaction: firestore.Transaction, ref: firestore.DocumentReference,
+            now: datetime) -> tuple[DeleteResult, int]:
+    snapshot = ref.get(transaction=transaction)
+    record = snapshot.to_dict() if snapshot.exists else None
+    if record is None or model.is_expired(record, now):
+        return DeleteResult.NOT_FOUND, 0
+    transaction.delete(ref)
+    return DeleteResult.DELETED, 1
+
+
 def _held(snapshot: Any, lease: Lease) -> dict[str, Any]:
     """The record if ``lease`` still holds it; LeaseLost otherwise."""
     record = snapshot.to_dict() if snapshot.exists else None
-    if record is None or record.get("done"):
-        raise LeaseLost("the operation is gone or done")
+    if record is None:
+        raise LeaseLost("the operation was deleted", deleted=True)
+    if record.get("done"):
+        raise LeaseLost("the operation is done")
     held = record.get("lease") or {}
     if held.get("owner") != lease.owner or held.get("token") != lease.token:
         raise LeaseLost("another worker holds the lease")

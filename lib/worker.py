@@ -94,12 +94,24 @@ class RunningJob:
     # The worker's side.
 
     def observe(self, record: Mapping[str, Any] | None) -> None:
-        """Listener and heartbeat callback: the document as it is now."""
-        if record is None or record.get("done"):
+        """Listener and heartbeat callback: the document as it is now.
+
+        Deleted: nothing can be written any more, but DeleteOperation does not
+        cancel, so the handler is not stopped. Finished by someone else (the
+        sweep) or cancel requested: the handler stops.
+        """
+        if record is None:
+            self.lease_lost.set()
+        elif record.get("done"):
             self.lease_lost.set()
             self.cancelled.set()
         elif record.get("cancelRequested"):
             self.cancelled.set()
+
+    def lose_lease(self, lost: LeaseLost) -> None:
+        self.lease_lost.set()
+        if not lost.deleted:
+            self.cancelled.set()  # another worker runs it now, or it is done: stop
 
     def run_cleanups(self) -> None:
         """Runs the on_cancel callbacks, once."""
@@ -123,9 +135,8 @@ class RunningJob:
             self._last_write = self._monotonic()
             try:
                 self._store.update_running(self.name, self._lease, changes)
-            except LeaseLost:
-                self.lease_lost.set()
-                self.cancelled.set()
+            except LeaseLost as lost:
+                self.lose_lease(lost)
 
 
 class OperationWorker:
@@ -213,6 +224,10 @@ class OperationWorker:
             return model.succeeded_changes(outcome["response"], now=now, retention=self._retention)
 
         if not self._store.finish(job.name, lease, changes):
+            if self._store.get(job.name) is None:
+                log.info("deleted while running: result discarded",
+                         extra=_fields(operation=job.name))
+                return "deleted"
             log.warning("lease lost: the result was not written", extra=_fields(operation=job.name))
             return "lease_lost"
         if written == ["cancelled"]:
@@ -226,8 +241,8 @@ class OperationWorker:
             try:
                 record = self._store.renew(job.name, lease, now=self._clock(),
                                            lease_seconds=self._settings.lease_seconds)
-            except LeaseLost:
-                job.observe(None)
+            except LeaseLost as lost:
+                job.lose_lease(lost)
                 return
             except exceptions.GoogleAPICallError:
                 log.warning("lease renewal failed; retrying", extra=_fields(operation=job.name))
