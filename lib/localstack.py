@@ -9,10 +9,11 @@ The tests use the same classes, so what they run is what ``make run`` runs.
 
 from __future__ import annotations
 
-import contextlib
 import base64
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -243,6 +244,7 @@ def stack_env(base: Mapping[str, str], emulators: Emulators, topic: str,
     env.setdefault("OPERATIONS_POLICY_FILE", str(DEV_POLICY))
     env.setdefault("AUTH_TOKENINFO_URL", "")  # no Google tokeninfo offline: JWTs only
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("PAGE_TOKEN_SECRET", secrets.token_hex(32))  # tokens last one run
     env.update(overrides or {})
     return env
 

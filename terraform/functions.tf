@@ -30,7 +30,7 @@ resource "google_cloudfunctions2_function" "http" {
     ingress_settings                 = var.http_function.ingress_settings
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.function["http"].email
-    environment_variables            = local.environment_http
+    environment_variables            = merge(local.environment_http, local.environment_http_secrets)
   }
 
   depends_on = [

@@ -187,3 +187,16 @@ resource "google_storage_bucket_object" "http" {
     create_before_destroy = true
   }
 }
+
+# Page tokens are signed with one key shared by every instance of the HTTP
+# function (lib/listing.py); generated once unless given.
+resource "random_password" "page_token_secret" {
+  length  = 48
+  special = false
+}
+
+locals {
+  environment_http_secrets = {
+    PAGE_TOKEN_SECRET = coalesce(var.page_token_secret, random_password.page_token_secret.result)
+  }
+}

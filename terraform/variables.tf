@@ -279,6 +279,18 @@ variable "name" {
   }
 }
 
+variable "page_token_secret" {
+  description = "Key that signs list page tokens (PAGE_TOKEN_SECRET); null generates one. Rotating it invalidates outstanding page tokens."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.page_token_secret == null || length(coalesce(var.page_token_secret, "x")) >= 32
+    error_message = "page_token_secret must be at least 32 characters."
+  }
+}
+
 variable "policy" {
   description = <<-EOT
     Who may do what (OPERATIONS_POLICY_FILE, DESIGN.md "Authorization"):

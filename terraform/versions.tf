@@ -19,5 +19,9 @@ terraform {
       source  = "hashicorp/google"
       version = ">= 6.0.0, < 8.0.0"
     }
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.5.0, < 4.0.0"
+    }
   }
 }

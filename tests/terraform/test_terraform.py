@@ -86,6 +86,8 @@ REQUIRED_INDEXES = {
 
 # Settings Terraform leaves unset on purpose, with the reason.
 LEFT_AT_DEFAULT = {
+    "PAGE_TOKEN_SECRET": "set from random_password (a resource) in environment_http_secrets, "
+                         "which terraform console cannot render; checked by its own test",
     "OPERATIONS_SURFACES_FILE": "set only when var.surfaces is given; unset keeps the "
                                 "built-in v1/v3beta1 table (see the surfaces test)",
 }
@@ -188,7 +190,8 @@ def _pure_locals_text() -> str:
     """main.tf's locals blocks that use only variables and other locals."""
     text = (TF / "main.tf").read_text(encoding="utf-8")
     blocks = re.findall(r"^locals \{\n.*?^\}\n", text, flags=re.M | re.S)
-    impure = re.compile(r"\bpath\.|\bdata\.|\bterraform_data\.|\bgoogle_[a-z0-9_]+\.")
+    impure = re.compile(
+        r"\bpath\.|\bdata\.|\bterraform_data\.|\b(?:google|random)_[a-z0-9_]+\.")
     pure = [b for b in blocks if not impure.search(re.sub(r"#.*", "", b))]
     assert pure, "main.tf has no variable-only locals block (tests evaluate it)"
     return "\n".join(pure)
@@ -567,7 +570,18 @@ def test_threads_match_each_functions_request_concurrency(rendered: dict[str, An
         "${var.http_function.max_instance_request_concurrency}")
     for name in FUNCTIONS:
         service = _one(_resource("google_cloudfunctions2_function", name), "service_config")
-        assert service["environment_variables"] == f"${{local.environment_{name}}}"
+        expected = f"${{local.environment_{name}}}"
+        if name == "http":
+            expected = "${merge(local.environment_http, local.environment_http_secrets)}"
+        assert service["environment_variables"] == expected
+
+
+def test_page_tokens_are_signed_with_a_generated_secret_unless_one_is_given() -> None:
+    secret = _resource("random_password", "page_token_secret")
+    assert int(secret["length"]) >= 32
+    text = (TF / "main.tf").read_text(encoding="utf-8")
+    assert re.search(r"PAGE_TOKEN_SECRET\s*=\s*coalesce\(var\.page_token_secret, "
+                     r"random_password\.page_token_secret\.result\)", text)
 
 
 def test_rendered_policy_is_accepted_by_the_code(rendered: dict[str, Any]) -> None:
