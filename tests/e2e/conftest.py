@@ -27,6 +27,7 @@ class Stack:
     logs: Path
     dev_dir: Path
     store: FirestoreOperationStore
+    env: dict[str, str]
 
     def token(self, *scopes: str, subject: str = "dev@example.com", ttl: int = 600) -> str:
         return devtoken.mint(scopes=list(scopes) or [devtoken.DEFAULT_SCOPE], subject=subject,
@@ -51,6 +52,7 @@ def stack(emulators: Emulators, dev_dir: Path,
     env = stack_env(os.environ, emulators, topic, {
         "AUTH_ISSUERS": devtoken.issuers_env(dev_dir),
         "OPERATIONS_COLLECTION": COLLECTION,
+        "OPERATIONS_POLICY_FILE": str(Path(__file__).parent / "policy.json"),
         "HEARTBEAT_SECONDS": "1",
         "PROGRESS_MIN_INTERVAL_SECONDS": "0",
     })
@@ -61,7 +63,8 @@ def stack(emulators: Emulators, dev_dir: Path,
 
     store = FirestoreOperationStore(firestore.Client(project=emulators.project), COLLECTION)
     try:
-        yield Stack(f"http://127.0.0.1:{http_port}", emulators.project, logs, dev_dir, store)
+        yield Stack(f"http://127.0.0.1:{http_port}", emulators.project, logs, dev_dir, store,
+                    env)
     finally:
         functions.stop()
 
