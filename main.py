@@ -60,7 +60,7 @@ store = _once(_build_store)
 publisher = _once(lambda: PubSubJobPublisher(SETTINGS.project, SETTINGS.topic))
 service = _once(lambda: OperationsService(store(), publisher(), SETTINGS))
 api = _once(lambda: OperationsApi(SETTINGS, ROUTES, GoogleAuthVerifier(SETTINGS), POLICY, service))
-worker = _once(lambda: OperationWorker(store(), SETTINGS))
+worker = _once(lambda: OperationWorker(store(), SETTINGS, publisher()))
 sweep = _once(lambda: RecoverySweep(store(), publisher(), SETTINGS))
 
 

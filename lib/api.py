@@ -76,6 +76,10 @@ class OperationsApi:
         logs.bind(operation=name)
         length = request.content_length
         if length is not None and length > self._settings.max_request_bytes:
+            # functions-framework reads every body after the response (its
+            # read_request hook); mark this one read so the 413 goes out now.
+            # gunicorn drains what the client still sends, after the answer.
+            request._cached_data = b""
             raise _too_large(self._settings.max_request_bytes)
         principal = self._authenticate(request)
         require_scope(principal, route.scopes)

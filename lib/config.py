@@ -27,8 +27,14 @@ Environment variables (all optional):
     HEARTBEAT_SECONDS               lease renewal and cancel poll (default 5)
     PROGRESS_MIN_INTERVAL_SECONDS   progress write throttle (default 1)
     CANCEL_LISTENER                 "false" leaves cancellation to the poll
-    MAX_ATTEMPTS                    claims before the sweep gives up on an
-                                    operation whose workers keep dying (default 3)
+    MAX_ATTEMPTS                    tries of a job whose handler fails for an
+                                    unexpected reason, or whose workers keep
+                                    dying, before it ends with an error (default 3)
+    RETRY_BACKOFF_SECONDS           first wait before a retry; doubles (default 1)
+    SLICE_SECONDS                   a job running longer than this ends its slice
+                                    at its next checkpoint and continues in a new
+                                    invocation (default 480, under the 540 s
+                                    limit of a Pub/Sub-triggered function)
     SWEEP_QUEUED_AFTER_SECONDS      a QUEUED operation older than this is
                                     re-published by the sweep (default 120)
     RETENTION_DAYS                  ``expireTime`` of finished operations
@@ -87,6 +93,8 @@ class Settings:
     progress_min_interval_seconds: float = 1.0
     cancel_listener: bool = True
     max_attempts: int = 3
+    retry_backoff_seconds: float = 1.0
+    slice_seconds: float = 480.0
     sweep_queued_after_seconds: float = 120.0
     retention_days: float = 30.0
     log_level: str = "INFO"
@@ -122,6 +130,8 @@ class Settings:
             ),
             cancel_listener=_bool(env, "CANCEL_LISTENER", default=True),
             max_attempts=_int(env, "MAX_ATTEMPTS", 3, 1, 100),
+            retry_backoff_seconds=_float(env, "RETRY_BACKOFF_SECONDS", 1.0, 0, 300),
+            slice_seconds=_float(env, "SLICE_SECONDS", 480.0, 0.1, 3600),
             sweep_queued_after_seconds=_float(env, "SWEEP_QUEUED_AFTER_SECONDS", 120.0, 1, 86400),
             retention_days=_float(env, "RETENTION_DAYS", 30.0, 0.0001, 3650),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),

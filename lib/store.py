@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +23,14 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from lib import errors, model
+
+
+def firestore_increment(value: int) -> Any:
+    """A server-side increment, for writes that count (continuations)."""
+    return firestore.Increment(value)
+
+
+_ABORT_RETRIES = 6
 
 
 class DeleteResult(enum.Enum):
@@ -91,7 +101,7 @@ class OperationStore(Protocol):
                   equalities: Mapping[str, Any], bounds: list[tuple[str, datetime]],
                   size: int, after: tuple[datetime, str] | None, now: datetime) -> Page: ...
     def stale_running(self, now: datetime, limit: int) -> list[dict[str, Any]]: ...
-    def stale_queued(self, created_before: datetime, limit: int) -> list[dict[str, Any]]: ...
+    def stale_queued(self, updated_before: datetime, limit: int) -> list[dict[str, Any]]: ...
     def watch(self, name: str,
               on_change: Callable[[dict[str, Any] | None], None]) -> Unsubscribe: ...
 
@@ -210,10 +220,11 @@ class FirestoreOperationStore:
                  .where(filter=FieldFilter("lease.expireTime", "<", now)).limit(limit))
         return self._query(query)
 
-    def stale_queued(self, created_before: datetime, limit: int) -> list[dict[str, Any]]:
-        """QUEUED operations older than a publish should take to be claimed."""
+    def stale_queued(self, updated_before: datetime, limit: int) -> list[dict[str, Any]]:
+        """QUEUED operations, new or continuing, unclaimed for longer than a
+        publish should take."""
         query = (self._collection.where(filter=FieldFilter("state", "==", "QUEUED"))
-                 .where(filter=FieldFilter("createTime", "<", created_before)).limit(limit))
+                 .where(filter=FieldFilter("updateTime", "<", updated_before)).limit(limit))
         return self._query(query)
 
     def _query(self, query: Any) -> list[dict[str, Any]]:
@@ -235,10 +246,25 @@ class FirestoreOperationStore:
         return watch.unsubscribe
 
     def _run(self, body: Callable[..., Any], ref: firestore.DocumentReference, *args: Any) -> Any:
-        """Runs a transaction body; counts its reads and writes."""
-        transaction = self._client.transaction()
-        with _translated():
-            result, writes = body(transaction, ref, *args)
+        """Runs a transaction body; counts its reads and writes.
+
+        Retries are ours, not the client's: python-firestore retries an aborted
+        commit at once, so two transactions that deadlocked on one document
+        (a cancel and a progress write, say) collide again and again; and it
+        does not retry a read that Firestore aborted (a lock held by a client
+        that died mid-transaction ends that way). Here both are retried with
+        jittered exponential backoff, then surface as 409 ABORTED.
+        """
+        for attempt in range(_ABORT_RETRIES + 1):
+            transaction = self._client.transaction(max_attempts=1)
+            try:
+                with _translated():
+                    result, writes = body(transaction, ref, *args)
+                break
+            except exceptions.Aborted:
+                if attempt == _ABORT_RETRIES:
+                    raise
+                time.sleep(min(1.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
         self.counter.add(reads=1, writes=writes)
         return result
 

@@ -55,8 +55,9 @@ class RecoverySweep:
             done = self._store.finish(name, lease, lambda _r: model.cancelled_changes(
                 now=self._clock(), retention=self._retention), expired_at=now)
             return "cancelled" if done else "errors"
-        if int(record.get("attempt", 0)) >= self._settings.max_attempts:
-            message = f"Gave up after {record['attempt']} attempts: the worker was lost each time."
+        tries = int(record.get("attempt", 0)) - int(record.get("continuations", 0))
+        if tries >= self._settings.max_attempts:
+            message = f"Gave up after {tries} attempts: the worker was lost each time."
             done = self._store.finish(name, lease, lambda _r: model.failed_changes(
                 code_pb2.ABORTED, message, now=self._clock(), retention=self._retention),
                 expired_at=now)

@@ -30,9 +30,20 @@ from lib import model
 from lib.config import Settings
 from lib.kinds import registered
 from lib.model import utcnow
-from lib.store import Claim, Lease, LeaseLost, OperationStore
+from lib.publisher import JobPublisher
+from lib.store import Claim, Lease, LeaseLost, OperationStore, firestore_increment
 
 log = logging.getLogger("operations.worker")
+
+# Handler failures worth another try: anything unexpected, and these codes.
+_TRANSIENT = (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded)
+
+
+class SliceEnded(BaseException):
+    """Raised at a checkpoint once the invocation's time slice is used up.
+
+    A BaseException, so a handler's ``except Exception`` does not swallow it.
+    """
 
 
 def job_name(cloud_event: Any) -> str | None:
@@ -64,6 +75,7 @@ class RunningJob:
         self._write_lock = threading.Lock()
         self._cleanups: list[Callable[[], None]] = []
         self._cleaned_up = False
+        self._slice_ends = monotonic() + settings.slice_seconds
         if claim.record.get("cancelRequested"):
             self.cancelled.set()
 
@@ -86,6 +98,10 @@ class RunningJob:
     def checkpoint(self, state: Mapping[str, Any]) -> None:
         self.state = dict(state)
         self._pending["checkpoint"] = dict(state)
+        if self._monotonic() >= self._slice_ends and not self.cancelled.is_set():
+            self._flush(force=True)
+            if not self.lease_lost.is_set() and not self._pending:
+                raise SliceEnded  # only once the checkpoint is saved
         self._flush()
 
     def on_cancel(self, callback: Callable[[], None]) -> None:
@@ -124,6 +140,12 @@ class RunningJob:
             except Exception:
                 log.exception("on_cancel callback failed", extra=_fields(operation=self.name))
 
+    def note_retry(self, attempt: int, error: str, delay: float) -> None:
+        """Records a retry: the attempt count and why, visible in metadata."""
+        self._pending.update(attempt=attempt,
+                             statusMessage=f"Retrying in {delay:g}s after: {error}"[:1024])
+        self._flush(force=True)
+
     def _flush(self, force: bool = False) -> None:
         """Writes pending progress/checkpoint, at most once per throttle interval."""
         with self._write_lock:
@@ -137,16 +159,23 @@ class RunningJob:
                 self._store.update_running(self.name, self._lease, changes)
             except LeaseLost as lost:
                 self.lose_lease(lost)
+            except exceptions.GoogleAPICallError:
+                # Progress is not the job: keep it for the next write rather
+                # than fail the handler on the store's trouble.
+                self._pending = {**changes, **self._pending}
+                log.warning("progress write failed; will retry", extra=_fields(operation=self.name))
 
 
 class OperationWorker:
     """Runs operations named by Pub/Sub messages."""
 
     def __init__(self, store: OperationStore, settings: Settings,
+                 publisher: JobPublisher | None = None,
                  clock: Callable[[], datetime] = utcnow,
                  monotonic: Callable[[], float] = time.monotonic,
                  owner: str | None = None) -> None:
         self._store = store
+        self._publisher = publisher
         self._settings = settings
         self._clock = clock
         self._monotonic = monotonic
@@ -178,13 +207,29 @@ class OperationWorker:
         heartbeat.start()
         log.info("running", extra=_fields(operation=name, attempt=claim.record["attempt"]))
         try:
-            outcome = self._run_handler(job, claim.record)
+            outcome = self._run_with_retries(job, claim.record)
         finally:
             stop.set()
             if unsubscribe is not None:
                 unsubscribe()
             heartbeat.join()
         return self._finish(job, claim.lease, outcome)
+
+    def _run_with_retries(self, job: RunningJob, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Runs the handler; retries an unexpected failure with exponential
+        backoff (waiting on the cancel event) up to MAX_ATTEMPTS tries."""
+        attempt = int(record["attempt"])
+        tries = 1
+        while True:
+            outcome = self._run_handler(job, record)
+            if not outcome.pop("retryable", False) or tries >= self._settings.max_attempts:
+                return outcome
+            delay = self._settings.retry_backoff_seconds * 2 ** (tries - 1)
+            tries += 1
+            attempt += 1
+            job.note_retry(attempt, outcome["error"][1], delay)
+            if job.cancelled.wait(delay) or job.lease_lost.is_set():
+                return {"cancelled": True}
 
     def _run_handler(self, job: RunningJob, record: Mapping[str, Any]) -> dict[str, Any]:
         kind = registered().get(record.get("kind", ""))
@@ -197,14 +242,42 @@ class OperationWorker:
             return {"response": dict(response or {})}
         except exceptions.Cancelled:
             return {"cancelled": True}
+        except SliceEnded:
+            return {"continue": True}
         except exceptions.GoogleAPICallError as exc:
             code = exc.grpc_status_code.value[0] if exc.grpc_status_code else code_pb2.UNKNOWN
-            return {"error": (code, exc.message)}
+            return {"error": (code, exc.message), "retryable": isinstance(exc, _TRANSIENT)}
         except Exception:
             log.exception("handler failed", extra=_fields(operation=job.name))
-            return {"error": (code_pb2.INTERNAL, "The job failed with an internal error.")}
+            return {"error": (code_pb2.INTERNAL, "The job failed with an internal error."),
+                    "retryable": True}
+
+    def _continue(self, job: RunningJob, lease: Lease) -> str:
+        """Ends this slice: back to QUEUED with the checkpoint saved, lease
+        released, and a message for the next invocation to resume it."""
+        try:
+            self._store.update_running(job.name, lease, {
+                "state": model.State.QUEUED.value, "lease": None,
+                "continuations": firestore_increment(1),
+                "statusMessage": "Continuing in a new invocation.",
+                "updateTime": self._clock()})
+        except LeaseLost:
+            return "lease_lost"
+        if self._publisher is None:
+            log.warning("no publisher: the sweep will re-publish this continuation",
+                        extra=_fields(operation=job.name))
+            return "continued"
+        try:
+            self._publisher.publish(job.name)
+        except exceptions.GoogleAPICallError:
+            log.warning("continuation not published; the sweep will re-publish it",
+                        extra=_fields(operation=job.name))
+        log.info("slice ended; continuing", extra=_fields(operation=job.name))
+        return "continued"
 
     def _finish(self, job: RunningJob, lease: Lease, outcome: dict[str, Any]) -> str:
+        if "continue" in outcome and not job.cancelled.is_set():
+            return self._continue(job, lease)
         if job.cancelled.is_set() and not job.lease_lost.is_set():
             job.run_cleanups()
         written: list[str] = []

@@ -64,7 +64,7 @@ locals {
     ]
     sweep_stale_queued = [
       { field = "state", order = "ASCENDING" },
-      { field = "createTime", order = "ASCENDING" },
+      { field = "updateTime", order = "ASCENDING" },
     ]
   }
 }

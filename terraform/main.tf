@@ -80,7 +80,12 @@ locals {
     local.surfaces_json == null ? {} : { OPERATIONS_SURFACES_FILE = "${local.source_root}/surfaces.json" },
   )
   environment_worker = merge(local.environment_common, {
-    THREADS = tostring(var.worker_function.max_instance_request_concurrency)
+    MAX_ATTEMPTS          = tostring(var.max_attempts)
+    RETRY_BACKOFF_SECONDS = tostring(var.retry_backoff_seconds)
+    # A minute under the function's timeout: the job checkpoints, releases its
+    # lease and continues in a new invocation before the platform kills it.
+    SLICE_SECONDS = tostring(max(var.worker_function.timeout_seconds - 60, var.worker_function.timeout_seconds / 2))
+    THREADS       = tostring(var.worker_function.max_instance_request_concurrency)
   })
   environment_sweep = merge(local.environment_common, {
     MAX_ATTEMPTS               = tostring(var.max_attempts)

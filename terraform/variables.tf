@@ -377,6 +377,17 @@ variable "retention_days" {
   }
 }
 
+variable "retry_backoff_seconds" {
+  description = "First wait before a job whose handler failed unexpectedly is tried again; it doubles on each try (RETRY_BACKOFF_SECONDS)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.retry_backoff_seconds >= 0 && var.retry_backoff_seconds <= 300
+    error_message = "retry_backoff_seconds must be from 0 to 300."
+  }
+}
+
 variable "runtime" {
   description = "Python runtime of the three functions."
   type        = string

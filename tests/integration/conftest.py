@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from google.cloud import firestore
 
@@ -31,3 +33,22 @@ def queued(store, unique):
         return name
 
     return make
+
+
+@pytest.fixture
+def jobs_topic(emulators, unique):
+    """A real topic with a pull subscription: what the sweep published, by name."""
+    from google.cloud import pubsub_v1
+
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    topic = publisher.topic_path(emulators.project, f"sweep-{unique}")
+    subscription = subscriber.subscription_path(emulators.project, f"sweep-{unique}")
+    publisher.create_topic(name=topic)
+    subscriber.create_subscription(name=subscription, topic=topic)
+
+    def published() -> list[str]:
+        response = subscriber.pull(subscription=subscription, max_messages=100, timeout=5)
+        return sorted(json.loads(m.message.data)["name"] for m in response.received_messages)
+
+    yield f"sweep-{unique}", published
+    subscriber.close()

@@ -3,11 +3,8 @@ left, finishes what it must, and never touches a live worker's operation."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import timedelta
-
-import pytest
 
 from lib import model
 from lib.config import Settings
@@ -17,25 +14,6 @@ from lib.worker import OperationWorker
 
 SETTINGS = Settings(max_attempts=2, sweep_queued_after_seconds=1, heartbeat_seconds=0.2,
                     progress_min_interval_seconds=0)
-
-
-@pytest.fixture
-def jobs_topic(emulators, unique):
-    """A real topic with a pull subscription: what the sweep published, by name."""
-    from google.cloud import pubsub_v1
-
-    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    topic = publisher.topic_path(emulators.project, f"sweep-{unique}")
-    subscription = subscriber.subscription_path(emulators.project, f"sweep-{unique}")
-    publisher.create_topic(name=topic)
-    subscriber.create_subscription(name=subscription, topic=topic)
-
-    def published() -> list[str]:
-        response = subscriber.pull(subscription=subscription, max_messages=100, timeout=5)
-        return sorted(json.loads(m.message.data)["name"] for m in response.received_messages)
-
-    yield f"sweep-{unique}", published
-    subscriber.close()
 
 
 def sweep(store, emulators, topic, at, settings=SETTINGS):

@@ -81,7 +81,7 @@ REQUIRED_INDEXES = {
     "list by error code": [("parent", "ASCENDING"), ("error.code", "ASCENDING"),
                            ("createTime", "DESCENDING")],
     "sweep expired leases": [("state", "ASCENDING"), ("lease.expireTime", "ASCENDING")],
-    "sweep stale queued": [("state", "ASCENDING"), ("createTime", "ASCENDING")],
+    "sweep stale queued": [("state", "ASCENDING"), ("updateTime", "ASCENDING")],
 }
 
 # Settings Terraform leaves unset on purpose, with the reason.
