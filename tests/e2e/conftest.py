@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,16 @@ class Stack:
     dev_dir: Path
     store: FirestoreOperationStore
     env: dict[str, str]
+    _tokens: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
-    def token(self, *scopes: str, subject: str = "dev@example.com", ttl: int = 600) -> str:
-        return devtoken.mint(scopes=list(scopes) or [devtoken.DEFAULT_SCOPE], subject=subject,
-                             ttl=ttl, dev_dir=self.dev_dir)
+    def token(self, *scopes: str, subject: str = "dev@example.com", ttl: int = 900) -> str:
+        """A dev token; the same one again for the same arguments (minting
+        reloads the RSA key, ~0.1 s), so the suite stays fast."""
+        key = (scopes, subject, ttl)
+        if key not in self._tokens:
+            self._tokens[key] = devtoken.mint(scopes=list(scopes) or [devtoken.DEFAULT_SCOPE],
+                                              subject=subject, ttl=ttl, dev_dir=self.dev_dir)
+        return self._tokens[key]
 
     def headers(self, *scopes: str, **kwargs: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(*scopes, **kwargs)}"}
