@@ -114,6 +114,20 @@ class Process:
         return f" (see {self.log_path})" if self.log_path else ""
 
 
+def start_all(processes: list[Process], timeout: float) -> None:
+    """Starts every process and waits for each to answer; on any failure stops
+    them all (in reverse order) before raising."""
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.wait_ready(f"http://127.0.0.1:{process.port}/", timeout)
+    except BaseException:
+        for process in reversed(processes):
+            process.stop()
+        raise
+
+
 @dataclass
 class Emulators:
     """The Firestore and Pub/Sub emulators from the Google Cloud SDK."""
@@ -140,14 +154,7 @@ class Emulators:
                     self.pubsub_port, log_path=self.log_dir / "pubsub-emulator.log"),
         ]
         (self.log_dir / "pubsub-data").mkdir(parents=True, exist_ok=True)
-        try:
-            for process in self.processes:
-                process.start()
-            for process in self.processes:
-                process.wait_ready(f"http://127.0.0.1:{process.port}/", timeout)
-        except BaseException:
-            self.stop()
-            raise
+        start_all(self.processes, timeout)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -218,14 +225,7 @@ class Functions:
                     log_path=self.log_dir / f"{target}.log" if self.log_dir else None)
             for target, kind, port in specs
         ]
-        try:
-            for process in self.processes:
-                process.start()
-            for process in self.processes:
-                process.wait_ready(f"http://127.0.0.1:{process.port}/", timeout)
-        except BaseException:
-            self.stop()
-            raise
+        start_all(self.processes, timeout)
 
     def stop(self) -> None:
         for process in self.processes:

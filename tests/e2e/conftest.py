@@ -81,14 +81,21 @@ def parent(unique: str) -> str:
     return f"projects/p-{unique}/locations/us"
 
 
+@pytest.fixture(scope="session")
+def auth_headers(stack: Stack) -> dict[str, str]:
+    """The dev subject's Authorization header (an editor of everything)."""
+    return stack.headers()
+
+
 @pytest.fixture
-def api(stack: Stack) -> Callable[..., requests.Response]:
+def api(stack: Stack, auth_headers: dict[str, str]) -> Iterator[Callable[..., requests.Response]]:
     """``api(method, path, **kwargs)`` with the dev token unless headers are given."""
     session = requests.Session()
 
     def call(method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("headers", stack.headers())
+        kwargs.setdefault("headers", auth_headers)
         kwargs.setdefault("timeout", 30)
         return session.request(method, stack.url + path, **kwargs)
 
-    return call
+    yield call
+    session.close()

@@ -13,6 +13,7 @@ adapter is needed.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import google.oauth2.credentials
@@ -21,26 +22,12 @@ from google.api_core import exceptions, operation, operations_v1
 from google.api_core.future import polling
 from google.longrunning import operations_pb2
 from google.protobuf import json_format, struct_pb2
-from test_http_errors import TokenApi
 
 from lib import model
 
 CLOUD = "https://www.googleapis.com/auth/cloud-platform"
 DIALOGFLOW = "https://www.googleapis.com/auth/dialogflow"
 FAST = polling.DEFAULT_POLLING.with_delay(initial=0.05, maximum=0.2, multiplier=1.5)
-
-
-@pytest.fixture(scope="module")
-def auth_headers(stack) -> dict[str, str]:
-    return stack.headers(ttl=900)
-
-
-@pytest.fixture
-def api(stack, auth_headers):
-    """conftest's ``api`` with one token for the module (minting one takes ~0.1 s)."""
-    client = TokenApi(stack, auth_headers)
-    yield client
-    client.session.close()
 
 
 def http_options(surface: str, name_pattern: str) -> dict[str, list[dict[str, str]]]:
@@ -50,6 +37,9 @@ def http_options(surface: str, name_pattern: str) -> dict[str, list[dict[str, st
         "google.longrunning.Operations.CancelOperation": [
             {"method": "post", "uri": uri + ":cancel", "body": "*"}],
         "google.longrunning.Operations.DeleteOperation": [{"method": "delete", "uri": uri}],
+        "google.longrunning.Operations.ListOperations": [
+            {"method": "get", "uri": f"/{surface}/{{name={name_pattern.rsplit('/', 2)[0]}}}"
+                                     "/operations"}],
     }
 
 
@@ -181,3 +171,39 @@ def test_the_client_reads_the_v3beta1_surface_with_a_dialogflow_token(api, stack
     client = make_client(stack, stack.token(DIALOGFLOW), V3BETA1)
     future = future_of(client.get_operation(created.name), client)
     assert json_format.MessageToDict(future.result(timeout=20)) == {"steps": 1}
+
+
+def test_the_list_pager_walks_250_operations_in_pages_of_40_with_a_filter(stack, client,
+                                                                         parent):
+    """250 of 300 operations match; the pager gets each exactly once, newest first."""
+    start_time = model.utcnow()
+    expected = []
+    batch = stack.store._client.batch()
+    for i in range(300):
+        name = f"{parent}/operations/listed-{i:03d}"
+        record = model.new_job(name=name, parent=parent, target=f"{parent}/jobs/{i}",
+                               kind="demo.countdown", params={"steps": 1}, created_by="t",
+                               now=start_time + timedelta(milliseconds=i))
+        if i % 6 == 5:  # 50 of them failed: the filter leaves them out
+            record.update(model.failed_changes(9, "x", now=start_time, retention=timedelta(1)))
+        else:
+            expected.append(name)
+        batch.create(stack.store._ref(name), record)
+    batch.commit()
+
+    pager = client.list_operations(parent, "done = false", page_size=40)
+    pages = list(pager.pages)
+    names = [op.name for page in pages for op in page.operations]
+    assert names == list(reversed(expected))
+    assert [len(page.operations) for page in pages] == [40] * 6 + [10]
+    assert pages[-1].next_page_token == ""
+
+
+def test_delete_through_the_client_then_get_is_not_found(api, client, parent):
+    created = start(api, parent, steps=1, stepSeconds=0)
+    wait_until(lambda: client.get_operation(created.name).done)
+    client.delete_operation(created.name)
+    with pytest.raises(exceptions.NotFound):
+        client.get_operation(created.name)
+    with pytest.raises(exceptions.NotFound):
+        client.delete_operation(created.name)

@@ -21,22 +21,9 @@ import requests
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
 from test_cancel_flow import create
-from test_http_errors import TokenApi, assert_error
+from test_http_errors import assert_error
 
 from lib import model
-
-
-@pytest.fixture(scope="module")
-def auth_headers(stack) -> dict[str, str]:
-    return stack.headers(ttl=900)
-
-
-@pytest.fixture
-def api(stack, auth_headers):
-    """conftest's ``api`` with one token for the module (minting one takes ~0.1 s)."""
-    client = TokenApi(stack, auth_headers)
-    yield client
-    client.session.close()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
@@ -99,31 +98,6 @@ def assert_error(response: Any, code: int, status: str, reason: str | None = Non
 
 
 # --- one token per module, not one per request (minting loads the RSA key: ~0.1 s) ----
-
-
-class TokenApi:
-    """Like conftest's ``api``: ``api(method, path, **kwargs)``, with one fixed token."""
-
-    def __init__(self, stack, headers: dict[str, str]) -> None:
-        self.stack, self.headers = stack, headers
-        self.session = requests.Session()
-
-    def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("headers", self.headers)
-        kwargs.setdefault("timeout", 30)
-        return self.session.request(method, self.stack.url + path, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def auth_headers(stack) -> dict[str, str]:
-    return stack.headers(ttl=900)
-
-
-@pytest.fixture
-def api(stack, auth_headers):
-    client = TokenApi(stack, auth_headers)
-    yield client
-    client.session.close()
 
 
 # --- routing --------------------------------------------------------------------------
