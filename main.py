@@ -53,7 +53,8 @@ def _once(build: Callable[[], T]) -> Callable[[], T]:
 def _build_store() -> FirestoreOperationStore:
     from google.cloud import firestore
 
-    return FirestoreOperationStore(firestore.Client(project=SETTINGS.project), SETTINGS.collection)
+    return FirestoreOperationStore(firestore.Client(project=SETTINGS.project), SETTINGS.collection,
+                                   deadline_seconds=SETTINGS.firestore_deadline_seconds)
 
 
 store = _once(_build_store)

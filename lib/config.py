@@ -23,6 +23,8 @@ Environment variables (all optional):
     TRUST_FORWARDED_AUTHORIZATION   "true" to accept X-Forwarded-Authorization
     MAX_REQUEST_BYTES               request body limit (default 65536)
     WAIT_MAX_SECONDS                longest ``:wait`` (default 60)
+    FIRESTORE_DEADLINE_SECONDS      deadline of each Firestore call, retries of
+                                    transient failures included (default 10)
     LEASE_SECONDS                   worker lease length (default 60)
     HEARTBEAT_SECONDS               lease renewal and cancel poll (default 5)
     PROGRESS_MIN_INTERVAL_SECONDS   progress write throttle (default 1)
@@ -88,6 +90,7 @@ class Settings:
     trust_forwarded_authorization: bool = False
     max_request_bytes: int = 64 * 1024
     wait_max_seconds: float = 60.0
+    firestore_deadline_seconds: float = 10.0
     lease_seconds: float = 60.0
     heartbeat_seconds: float = 5.0
     progress_min_interval_seconds: float = 1.0
@@ -123,6 +126,7 @@ class Settings:
             trust_forwarded_authorization=_bool(env, "TRUST_FORWARDED_AUTHORIZATION"),
             max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 64 * 1024, 1024, 32 * 1024 * 1024),
             wait_max_seconds=_float(env, "WAIT_MAX_SECONDS", 60.0, 0, 3600),
+            firestore_deadline_seconds=_float(env, "FIRESTORE_DEADLINE_SECONDS", 10.0, 0.5, 300),
             lease_seconds=_float(env, "LEASE_SECONDS", 60.0, 1, 3600),
             heartbeat_seconds=_float(env, "HEARTBEAT_SECONDS", 5.0, 0.05, 600),
             progress_min_interval_seconds=_float(

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from google.api_core import exceptions
+from google.api_core import exceptions, gapic_v1
+from google.api_core import retry as retries
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.services.firestore.transports import base as firestore_base
 
 from lib import errors, model
 
@@ -120,10 +122,34 @@ class AccessCounter:
             self.writes += writes
 
 
+def bound_deadlines(client: firestore.Client, seconds: float) -> None:
+    """Gives every unary Firestore call ``client`` makes a deadline of ``seconds``
+    and a retry on transient codes only, within that deadline.
+
+    The generated defaults are 60-300 s per call, retried, and the transaction
+    calls (begin, commit, rollback) take no per-call timeout at all, so a
+    stalled Firestore would hold a request for minutes. The streams (Listen,
+    Write) keep theirs: a listener lives as long as it is needed.
+    """
+    transport = client._firestore_api._transport
+    streams = {transport.listen, transport.write}
+    retry = retries.Retry(initial=0.05, maximum=1.0, multiplier=2.0, timeout=seconds,
+                          predicate=retries.if_transient_error)
+    for method in list(transport._wrapped_methods):
+        if method in streams:
+            continue
+        transport._wrapped_methods[method] = gapic_v1.method.wrap_method(
+            method, default_retry=retry, default_timeout=seconds,
+            client_info=firestore_base.DEFAULT_CLIENT_INFO)
+
+
 class FirestoreOperationStore:
     """OperationStore on a Firestore collection (one document per operation)."""
 
-    def __init__(self, client: firestore.Client, collection: str) -> None:
+    def __init__(self, client: firestore.Client, collection: str,
+                 deadline_seconds: float | None = None) -> None:
+        if deadline_seconds is not None:
+            bound_deadlines(client, deadline_seconds)
         self._client = client
         self._collection = client.collection(collection)
         self.counter = AccessCounter()
@@ -374,17 +400,27 @@ def _finish(transaction: firestore.Transaction, ref: firestore.DocumentReference
     return True, 1
 
 
+_UNAVAILABLE = (exceptions.DeadlineExceeded, exceptions.ServiceUnavailable, exceptions.RetryError)
+
+
+def _store_unavailable() -> exceptions.GoogleAPICallError:
+    return errors.error(exceptions.ServiceUnavailable,
+                        "The operations store is unavailable; retry.", "STORE_UNAVAILABLE")
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     """Maps Firestore's failures to the api-core classes callers handle."""
     try:
         yield
-    except (exceptions.DeadlineExceeded, exceptions.ServiceUnavailable) as exc:
-        raise errors.error(exceptions.ServiceUnavailable,
-                           "The operations store is unavailable; retry.",
-                           "STORE_UNAVAILABLE") from exc
+    except _UNAVAILABLE as exc:
+        raise _store_unavailable() from exc
     except ValueError as exc:
-        # python-firestore's @transactional gives up after MAX_ATTEMPTS with a ValueError
+        # python-firestore's @transactional ends in a ValueError when it gives
+        # up on an aborted commit, and when its rollback fails after a call
+        # that timed out ("no transaction ID"): the cause tells which.
+        if isinstance(exc.__cause__ or exc.__context__, _UNAVAILABLE):
+            raise _store_unavailable() from exc
         if "transaction" not in str(exc).lower():
             raise
         raise errors.error(exceptions.Aborted, "Too much contention on this operation; retry.",

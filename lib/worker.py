@@ -35,6 +35,8 @@ from lib.store import Claim, Lease, LeaseLost, OperationStore, firestore_increme
 
 log = logging.getLogger("operations.worker")
 
+_FINISH_TRIES = 5
+
 # Handler failures worth another try: anything unexpected, and these codes.
 _TRANSIENT = (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded)
 
@@ -296,7 +298,7 @@ class OperationWorker:
             written[:] = ["succeeded"]
             return model.succeeded_changes(outcome["response"], now=now, retention=self._retention)
 
-        if not self._store.finish(job.name, lease, changes):
+        if not self._finish_with_retries(job, lease, changes):
             if self._store.get(job.name) is None:
                 log.info("deleted while running: result discarded",
                          extra=_fields(operation=job.name))
@@ -307,6 +309,21 @@ class OperationWorker:
             job.run_cleanups()  # a cancel that landed after the handler returned
         log.info("finished", extra=_fields(operation=job.name, outcome=written[0]))
         return written[0]
+
+    def _finish_with_retries(self, job: RunningJob, lease: Lease,
+                             changes: Callable[[Mapping[str, Any]], dict[str, Any]]) -> bool:
+        """The result of finished work is worth a few tries if the store is
+        briefly unavailable; after that the error reaches Pub/Sub, which
+        redelivers, and the sweep recovers the operation once the lease expires."""
+        for attempt in range(_FINISH_TRIES):
+            try:
+                return self._store.finish(job.name, lease, changes)
+            except (exceptions.ServiceUnavailable, exceptions.Aborted):
+                if attempt == _FINISH_TRIES - 1:
+                    raise
+                log.warning("finalize failed; retrying", extra=_fields(operation=job.name))
+                time.sleep(min(8.0, 0.5 * 2 ** attempt))
+        return False
 
     def _heartbeat(self, job: RunningJob, lease: Lease, stop: threading.Event) -> None:
         """Renews the lease and polls for a cancel (the listener's fallback)."""

@@ -47,6 +47,7 @@ locals {
   # lib/config.py reads these; all three functions run the same main.py.
   environment_common = {
     CANCEL_LISTENER               = tostring(var.cancel_listener)
+    FIRESTORE_DEADLINE_SECONDS    = tostring(var.firestore_deadline_seconds)
     GOOGLE_CLOUD_PROJECT          = var.project_id
     HEARTBEAT_SECONDS             = tostring(var.heartbeat_seconds)
     LEASE_SECONDS                 = tostring(var.lease_seconds)

@@ -126,6 +126,17 @@ variable "enable_apis" {
   default     = true
 }
 
+variable "firestore_deadline_seconds" {
+  description = "Deadline of each Firestore call, transient retries included (FIRESTORE_DEADLINE_SECONDS): past it a request answers 503 rather than hang."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.firestore_deadline_seconds >= 0.5 && var.firestore_deadline_seconds <= 300
+    error_message = "firestore_deadline_seconds must be from 0.5 to 300."
+  }
+}
+
 variable "firestore_location" {
   description = "Location of the Firestore database when it is created, e.g. nam5, eur3 or a region. Null means var.region."
   type        = string

@@ -28,6 +28,7 @@ class Stack:
     dev_dir: Path
     store: FirestoreOperationStore
     env: dict[str, str]
+    emulators: Emulators
     _tokens: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
     def token(self, *scopes: str, subject: str = "dev@example.com", ttl: int = 900) -> str:
@@ -61,6 +62,7 @@ def stack(emulators: Emulators, dev_dir: Path,
         "OPERATIONS_POLICY_FILE": str(Path(__file__).parent / "policy.json"),
         "HEARTBEAT_SECONDS": "1",
         "PROGRESS_MIN_INTERVAL_SECONDS": "0",
+        "FIRESTORE_DEADLINE_SECONDS": "2",
     })
     logs = tmp_path_factory.mktemp("function-logs")
     functions = Functions(env, http_port, worker_port, logs)
@@ -70,7 +72,7 @@ def stack(emulators: Emulators, dev_dir: Path,
     store = FirestoreOperationStore(firestore.Client(project=emulators.project), COLLECTION)
     try:
         yield Stack(f"http://127.0.0.1:{http_port}", emulators.project, logs, dev_dir, store,
-                    env)
+                    env, emulators)
     finally:
         functions.stop()
 
