@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint package bench clean
+.PHONY: run test lint package bench soak check-invariants clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,17 @@ lint: $(STAMP)
 ## package: build the Cloud Functions bundle into build/ and check it imports in a fresh venv
 package: $(STAMP)
 	$(PY) scripts/package.py
+
+SWEEP_INTERVAL_SECONDS ?= 60
+
+## check-invariants: report operations that break the model's rules; exit 1 if any
+## (reads GOOGLE_CLOUD_PROJECT, OPERATIONS_COLLECTION, FIRESTORE_EMULATOR_HOST)
+check-invariants: $(STAMP)
+	$(PY) -m lib.invariants --sweep-interval-seconds $(SWEEP_INTERVAL_SECONDS)
+
+## soak: ~5 minutes of mixed load with faults injected; writes bench/soak.json
+soak: $(STAMP)
+	$(PY) scripts/soak.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -57,7 +57,7 @@ class RecoverySweep:
             return "cancelled" if done else "errors"
         tries = int(record.get("attempt", 0)) - int(record.get("continuations", 0))
         if tries >= self._settings.max_attempts:
-            message = f"Gave up after {tries} attempts: the worker was lost each time."
+            message = f"Gave up after {tries} attempts; the last worker was lost."
             done = self._store.finish(name, lease, lambda _r: model.failed_changes(
                 code_pb2.ABORTED, message, now=self._clock(), retention=self._retention),
                 expired_at=now)

@@ -242,8 +242,12 @@ class OperationWorker:
             job.raise_if_cancelled()
             response = kind.handler(job, dict(record.get("params") or {}))
             return {"response": dict(response or {})}
-        except exceptions.Cancelled:
-            return {"cancelled": True}
+        except exceptions.Cancelled as exc:
+            if job.cancelled.is_set():
+                return {"cancelled": True}
+            # Nobody asked: a call the handler made was cancelled. Code 1 on the
+            # operation means "cancelled by request", so this is a failure.
+            return {"error": (code_pb2.CANCELLED, exc.message)}
         except SliceEnded:
             return {"continue": True}
         except exceptions.GoogleAPICallError as exc:
