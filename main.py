@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import flask
 import functions_framework
 
 from lib import logs
@@ -69,6 +70,15 @@ sweep = _once(lambda: RecoverySweep(store(), publisher(), SETTINGS))
 def operations_http(request: Any) -> Any:
     """The Operations API (HTTP function)."""
     return api().handle(request)
+
+
+@functions_framework.errorhandler(404)
+def _unrouted(error: Any) -> Any:
+    """Requests functions-framework's own route does not take (an encoded line
+    feed in the path, say) still get the API's JSON answer, not an HTML page."""
+    if flask.current_app.name != "operations_http":
+        return error.get_response()
+    return api().handle(flask.request)
 
 
 @functions_framework.cloud_event

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import flask
 from google.api_core import exceptions
@@ -88,6 +89,8 @@ class OperationsApi:
         body = self._read_json(request)
         service = self._service()
         if route.action == "get":
+            if body:
+                raise errors.invalid_argument("GetOperation takes no request body.")
             return 200, service.get_operation(name)
         if route.action == "cancel":
             _check_cancel_body(body, name)
@@ -117,7 +120,16 @@ class OperationsApi:
     def _read_json(self, request: flask.Request) -> dict[str, Any] | None:
         """The JSON object in the body, None when there is none; 400/413 otherwise."""
         limit = self._settings.max_request_bytes
-        data = request.stream.read(limit + 1)
+        try:
+            data = request.stream.read(limit + 1)
+        except Exception:
+            # Broken chunked framing or a body cut short (gunicorn and werkzeug
+            # raise their own classes): the client's fault, and the stream is
+            # spent, so functions-framework must not try to drain it again.
+            request._cached_data = b""
+            raise errors.invalid_argument("The request body could not be read: its framing "
+                                          "is broken or it was cut short.",
+                                          "MALFORMED_BODY") from None
         if len(data) > limit:
             raise _too_large(limit)
         if not data.strip():
@@ -169,7 +181,12 @@ def _raw_path(request: flask.Request) -> str:
     environ = request.environ
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
-        return str(raw)
+        raw = str(raw)
+        if raw.lower().startswith(("http://", "https://")):
+            # RFC 9112 3.2.2: absolute-form targets are to be accepted too.
+            parts = urlsplit(raw)
+            return parts.path + (f"?{parts.query}" if parts.query else "")
+        return raw
     return str(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
 
 

@@ -101,7 +101,9 @@ def bearer_token(headers: Any, *, trust_forwarded: bool, max_length: int) -> str
     value = values[0]
     if len(value) > max_length + 64:  # before any splitting or decoding
         raise _invalid("The access token is too long.")
-    parts = value.split()
+    # SP and HTAB (RFC 9110 whitespace) separate scheme and token; not any
+    # Unicode space, which str.split() would take.
+    parts = [part for part in re.split(r"[ \t]+", value) if part]
     if not parts or parts[0].lower() != "bearer":
         raise _invalid("The Authorization scheme must be Bearer.")
     if len(parts) != 2 or not _B64TOKEN.fullmatch(parts[1]):

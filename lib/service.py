@@ -85,6 +85,12 @@ class OperationsService:
         kind = get_kind(body.get("kind"))
         params = kind.validate(body.get("params"))
         job_id = self._new_id()
+        try:
+            model.check_name(f"{parent}/operations/{job_id}")
+        except model.InvalidName:
+            raise errors.invalid_argument(
+                f"The parent is too long: an operation name may hold at most "
+                f"{model.MAX_NAME_LENGTH} characters.", "INVALID_NAME") from None
         record = model.new_job(
             name=f"{parent}/operations/{job_id}", parent=parent,
             target=f"{parent}/jobs/{job_id}", kind=kind.name, params=params,
@@ -102,7 +108,11 @@ class OperationsService:
 
     def list_operations(self, parent: str, query: Mapping[str, str]) -> dict[str, Any]:
         """AIP-158 pages of AIP-160-filtered operations of ``parent``, newest first."""
-        if query.get("returnPartialSuccess", "false").lower() not in ("", "false"):
+        partial = query.get("returnPartialSuccess", "false").lower()
+        if partial not in ("true", "false"):
+            raise errors.invalid_argument("returnPartialSuccess must be true or false.",
+                                          "INVALID_ARGUMENT")
+        if partial == "true":
             raise errors.error(exceptions.MethodNotImplemented,
                                "returnPartialSuccess is not supported: every list is complete.")
         size = listing.page_size(query.get("pageSize"))
