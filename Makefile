@@ -40,4 +40,4 @@ soak: $(STAMP)
 	$(PY) scripts/soak.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

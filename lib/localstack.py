@@ -210,6 +210,7 @@ class Functions:
     worker_port: int
     log_dir: Path | None = None
     sweep_port: int | None = None
+    worker_env: Mapping[str, str] | None = None  # extra settings for the worker only
     processes: list[Process] = field(default_factory=list)
 
     def start(self, timeout: float = 60.0) -> None:
@@ -221,7 +222,8 @@ class Functions:
         self.processes = [
             Process(target, [binary, "--source", str(REPO / "main.py"), "--target", target,
                              "--signature-type", kind, "--host", "127.0.0.1", "--port", str(port)],
-                    port, env=self.env,
+                    port, env={**self.env, **(self.worker_env or {})}
+                    if target == "operations_worker" else self.env,
                     log_path=self.log_dir / f"{target}.log" if self.log_dir else None)
             for target, kind, port in specs
         ]

@@ -1,7 +1,7 @@
 """``make soak``: the local stack under mixed load, with faults injected.
 
 A separate process drives 32 concurrent clients (create, get, list, wait,
-cancel, delete) for SOAK_SECONDS (default 240) while this one, on a schedule,
+cancel, delete) for SOAK_SECONDS (default 200) while this one, on a schedule,
 pauses the Firestore emulator for 10 s, pauses the Pub/Sub emulator for 10 s,
 and kills the worker with SIGKILL and restarts it. Then it waits for every
 operation to settle (the sweep recovers what the faults left), runs the
@@ -64,7 +64,7 @@ def load(url: str, token: str, seconds: float, seed: int, out: Any) -> None:
             with lock:
                 known = list(created[-200:])
             action = rng.choices(["create", "get", "list", "wait", "cancel", "delete"],
-                                 [3, 5, 2, 1, 2, 1])[0]
+                                 [1, 6, 2, 1, 2, 1])[0]
             if not known and action != "create":
                 action = "create"
             name = rng.choice(known) if known else ""
@@ -104,7 +104,7 @@ def load(url: str, token: str, seconds: float, seed: int, out: Any) -> None:
 
 
 def main() -> int:
-    seconds = float(os.environ.get("SOAK_SECONDS", "240"))
+    seconds = float(os.environ.get("SOAK_SECONDS", "200"))
     log_dir = REPO / ".dev" / "soak"
     dev_dir = log_dir / "dev"
     devtoken.ensure_dev_key(dev_dir)
@@ -114,9 +114,11 @@ def main() -> int:
     env = stack_env(os.environ, emulators, topic, {
         "AUTH_ISSUERS": devtoken.issuers_env(dev_dir), "OPERATIONS_COLLECTION": collection,
         "LEASE_SECONDS": "10", "HEARTBEAT_SECONDS": "2", "SWEEP_QUEUED_AFTER_SECONDS": "20",
-        "FIRESTORE_DEADLINE_SECONDS": "3", "WAIT_MAX_SECONDS": "5", "LOG_LEVEL": "WARNING",
-        "MAX_ATTEMPTS": "5"})
-    functions = Functions(env, http_port, worker_port, log_dir, sweep_port=sweep_port)
+        "WAIT_MAX_SECONDS": "5", "LOG_LEVEL": "WARNING", "MAX_ATTEMPTS": "5"})
+    # One local worker process stands for an autoscaled fleet: give it the
+    # threads to keep up with the load (functions-framework's default is 8).
+    functions = Functions(env, http_port, worker_port, log_dir, sweep_port=sweep_port,
+                          worker_env={"THREADS": "32"})
     faults: list[dict[str, Any]] = []
     print(f"soak: {seconds:.0f} s of load at {CLIENTS} clients; logs in {log_dir}", flush=True)
     emulators.start()
@@ -149,7 +151,7 @@ def main() -> int:
         outcome = results.get(timeout=seconds + 300)
         loader.join()
         print("soak: load done; waiting for every operation to settle", flush=True)
-        lost, unsettled = _settle(emulators, collection, outcome, timeout=180)
+        lost, unsettled = _settle(emulators, collection, outcome, timeout=240)
         stop_ticks.set()
         summary = _summary(outcome, faults, started, lost, unsettled,
                            _invariants(emulators, collection), seconds)
@@ -203,7 +205,7 @@ def _client(emulators: Emulators) -> Any:
 
 
 def _settle(emulators: Emulators, collection: str, outcome: dict[str, Any],
-            timeout: float) -> tuple[list[str], list[str]]:
+            timeout: float) -> tuple[list[str], list[tuple[str, str]]]:
     """Waits until every created, undeleted operation is done; returns the ones
     missing (lost) and the ones still not done at the timeout."""
     from lib import model
@@ -214,7 +216,7 @@ def _settle(emulators: Emulators, collection: str, outcome: dict[str, Any],
     while True:
         docs = {d.id: d.to_dict() for d in client.collection(collection).stream()}
         missing = [n for n in expected if model.document_id(n) not in docs]
-        pending = [n for n in expected
+        pending = [(n, docs[model.document_id(n)]["state"]) for n in expected
                    if model.document_id(n) in docs and not docs[model.document_id(n)]["done"]]
         if not pending or time.time() > deadline:
             return sorted(missing), sorted(pending)
@@ -232,7 +234,8 @@ def _invariants(emulators: Emulators, collection: str) -> list[dict[str, Any]]:
 
 
 def _summary(outcome: dict[str, Any], faults: list[dict[str, Any]], started: float,
-             lost: list[str], unsettled: list[str], violations: list[dict[str, Any]],
+             lost: list[str], unsettled: list[tuple[str, str]],
+             violations: list[dict[str, Any]],
              seconds: float) -> dict[str, Any]:
     def in_outage(start: float, end: float) -> bool:
         return any(start <= f["end"] + GRACE and end >= f["start"] for f in faults)
@@ -253,16 +256,21 @@ def _summary(outcome: dict[str, Any], faults: list[dict[str, Any]], started: flo
                              "lasted_s": round(f["end"] - f["start"], 1)} for f in faults],
         "5xx_inside_outages": sum(1 for r in server_errors if in_outage(r[0], r[1])),
         "5xx_outside_outages": sum(1 for r in server_errors if not in_outage(r[0], r[1])),
+        "5xx_outside_outages_detail": [
+            {"at_s": round(r[0] - started, 1), "took_s": round(r[1] - r[0], 1),
+             "action": r[2], "status": r[3]}
+            for r in server_errors if not in_outage(r[0], r[1])][:20],
         "no_answer_outside_outages": sum(1 for r in records
                                          if r[3] == 0 and not in_outage(r[0], r[1])),
         "operations_created": len(outcome["created"]),
         "operations_deleted": len(outcome["deleted"]),
         "operations_lost": len(lost),
         "operations_unsettled": len(unsettled),
+        "unsettled_by_state": dict(Counter(state for _, state in unsettled)),
         "invariant_violations": len(violations),
         "violations": violations[:20],
         "lost": lost[:20],
-        "unsettled": unsettled[:20],
+        "unsettled": [name for name, _ in unsettled[:20]],
     }
 
 
