@@ -35,9 +35,17 @@ SWEEP_INTERVAL_SECONDS ?= 60
 check-invariants: $(STAMP)
 	$(PY) -m lib.invariants --sweep-interval-seconds $(SWEEP_INTERVAL_SECONDS)
 
-## soak: ~5 minutes of mixed load with faults injected; writes bench/soak.json
+## bench: starts its own stack, measures, prints the table; writes bench/results.json
+## and bench/latency.png (see BENCHMARKS.md)
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+## soak: ~5 minutes of mixed load with faults injected (writes bench/soak.json),
+## then thousands of fuzz cases and property examples
 soak: $(STAMP)
 	$(PY) scripts/soak.py
+	FUZZ_CASES=3000 FUZZ_COVERAGE=1 PROPERTY_EXAMPLES=1000 \
+		$(PY) -m pytest -q tests/e2e/test_fuzz.py tests/unit/test_properties.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -102,8 +102,13 @@ def bearer_token(headers: Any, *, trust_forwarded: bool, max_length: int) -> str
     if len(value) > max_length + 64:  # before any splitting or decoding
         raise _invalid("The access token is too long.")
     # SP and HTAB (RFC 9110 whitespace) separate scheme and token; not any
-    # Unicode space, which str.split() would take.
-    parts = [part for part in re.split(r"[ \t]+", value) if part]
+    # Unicode space, which str.split() would take. No regex over the whole
+    # token: this runs on every request, the cached ones included.
+    value = value.strip(" \t")
+    cuts = [at for at in (value.find(" "), value.find("\t")) if at >= 0]
+    cut = min(cuts) if cuts else len(value)
+    token = value[cut:].lstrip(" \t")
+    parts = [value[:cut], token] if token else ([value[:cut]] if value else [])
     if not parts or parts[0].lower() != "bearer":
         raise _invalid("The Authorization scheme must be Bearer.")
     if len(parts) != 2 or not _B64TOKEN.fullmatch(parts[1]):
