@@ -13,7 +13,6 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
 from google.api_core import exceptions
 
 from lib import model
