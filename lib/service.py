@@ -18,7 +18,7 @@ from google.api_core import exceptions
 from google.longrunning import operations_pb2
 from google.protobuf import duration_pb2, json_format
 
-from lib import errors, listing, model
+from lib import errors, listing, model, pagination
 from lib.config import Settings
 from lib.kinds import get_kind
 from lib.model import utcnow
@@ -115,12 +115,12 @@ class OperationsService:
         if partial == "true":
             raise errors.error(exceptions.MethodNotImplemented,
                                "returnPartialSuccess is not supported: every list is complete.")
-        size = listing.page_size(query.get("pageSize"))
+        size = pagination.page_size(query.get("pageSize"))
         filter_text = query.get("filter", "")
         selection = listing.parse_filter(filter_text)
         after = None
         if query.get("pageToken"):
-            cursor = listing.decode_page_token(query["pageToken"], parent=parent,
+            cursor = pagination.decode_page_token(query["pageToken"], parent=parent,
                                                filter_text=filter_text, key=self._token_key)
             after = (cursor["createTime"], cursor["id"])
         page = self._store.list_page(
@@ -130,7 +130,7 @@ class OperationsService:
             operations=[model.to_operation(record) for record in page.records])
         if page.has_more:
             last = page.records[-1]
-            response.next_page_token = listing.encode_page_token(
+            response.next_page_token = pagination.encode_page_token(
                 {"createTime": last["createTime"], "id": model.document_id(last["name"])},
                 parent=parent, filter_text=filter_text, key=self._token_key)
         return json_format.MessageToDict(response)

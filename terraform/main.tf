@@ -195,7 +195,7 @@ resource "google_storage_bucket_object" "http" {
 }
 
 # Page tokens are signed with one key shared by every instance of the HTTP
-# function (lib/listing.py); generated once unless given.
+# function (lib/pagination.py); generated once unless given.
 resource "random_password" "page_token_secret" {
   length  = 48
   special = false

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from google.api_core import exceptions
 
-from lib import listing, model
+from lib import listing, model, pagination
 from lib.listing import And, Not, Or, Restriction
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -410,11 +410,11 @@ FILTER = "done = true AND metadata.kind = demo.countdown"
 
 
 def token(cursor=CURSOR, parent=PARENT, filter_text=FILTER, key=KEY):
-    return listing.encode_page_token(cursor, parent=parent, filter_text=filter_text, key=key)
+    return pagination.encode_page_token(cursor, parent=parent, filter_text=filter_text, key=key)
 
 
 def decode(text, parent=PARENT, filter_text=FILTER, key=KEY):
-    return listing.decode_page_token(text, parent=parent, filter_text=filter_text, key=key)
+    return pagination.decode_page_token(text, parent=parent, filter_text=filter_text, key=key)
 
 
 def test_a_token_round_trips_its_cursor_and_is_url_safe():
@@ -472,7 +472,7 @@ def test_every_changed_character_of_the_text_is_invalid():
 
 def forged(payload: bytes, parent=PARENT, filter_text=FILTER):
     """A token with a valid tag over an arbitrary payload (as if the key leaked)."""
-    tag = listing._tag(payload, parent=parent, filter_text=filter_text, key=KEY)
+    tag = pagination._tag(payload, parent=parent, filter_text=filter_text, key=KEY)
     return base64.urlsafe_b64encode(payload + tag).rstrip(b"=").decode()
 
 
@@ -531,7 +531,7 @@ def test_the_payload_is_keyset_not_an_offset():
 ], ids=["absent", "empty", "zero", "minus zero", "zeros", "one", "fifty", "999", "1000",
         "1001 is capped", "leading zero", "large is capped", "5000 digits is capped"])
 def test_page_size(raw, size):
-    assert listing.page_size(raw) == size
+    assert pagination.page_size(raw) == size
 
 
 @pytest.mark.parametrize("raw", ["-1", "-1000", "abc", "1.5", " 5", "5 ", "+5", "1e3", "\u0665",
@@ -540,4 +540,4 @@ def test_page_size(raw, size):
                               "trailing space", "plus sign", "exponent", "Arabic digit", "hex",
                               "lone minus", "huge negative"])
 def test_a_negative_or_non_integer_page_size_is_invalid(raw):
-    invalid(lambda: listing.page_size(raw), "INVALID_PAGE_SIZE")
+    invalid(lambda: pagination.page_size(raw), "INVALID_PAGE_SIZE")

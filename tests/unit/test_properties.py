@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
-from lib import errors, listing, model
+from lib import errors, listing, model, pagination
 from lib.auth import bearer_token
 from lib.routes import DEFAULT_SURFACES, RouteMatch, RouteTable
 
@@ -372,7 +372,7 @@ def test_any_text_is_a_filter_or_invalid_argument_at_a_position_never_another_er
         assert listing.parse_filter(canonical).canonical == canonical
 
 
-# --- page tokens: listing.encode_page_token / decode_page_token ----------------------
+# --- page tokens: pagination.encode_page_token / decode_page_token ----------------------
 
 KEY = b"k" * 32
 PARENT = "projects/p/locations/l"
@@ -399,9 +399,9 @@ filters = st.sampled_from(["", "done = true", "metadata.kind = demo.countdown",
 @PROPERTY
 @given(cursors, filters)
 def test_decode_of_encode_is_the_cursor(cursor, filter_text):
-    token = listing.encode_page_token(cursor, parent=PARENT, filter_text=filter_text, key=KEY)
+    token = pagination.encode_page_token(cursor, parent=PARENT, filter_text=filter_text, key=KEY)
     assert re.fullmatch(r"[A-Za-z0-9_-]+", token) and len(token) <= 1024
-    assert listing.decode_page_token(token, parent=PARENT, filter_text=filter_text,
+    assert pagination.decode_page_token(token, parent=PARENT, filter_text=filter_text,
                                      key=KEY) == cursor
 
 
@@ -425,22 +425,22 @@ def mutations(draw, token: str) -> str:
 @PROPERTY
 @given(cursors, filters, st.data())
 def test_any_altered_token_is_invalid_argument(cursor, filter_text, data):
-    token = listing.encode_page_token(cursor, parent=PARENT, filter_text=filter_text, key=KEY)
+    token = pagination.encode_page_token(cursor, parent=PARENT, filter_text=filter_text, key=KEY)
     altered = data.draw(mutations(token))
     assume(altered != token)
     with pytest.raises(exceptions.InvalidArgument) as caught:
-        listing.decode_page_token(altered, parent=PARENT, filter_text=filter_text, key=KEY)
+        pagination.decode_page_token(altered, parent=PARENT, filter_text=filter_text, key=KEY)
     assert caught.value.reason == "INVALID_PAGE_TOKEN"
 
 
 @QUICK
 @given(cursors, st.text(max_size=40), st.text(max_size=40))
 def test_a_token_for_another_parent_or_filter_is_invalid_argument(cursor, parent, filter_text):
-    token = listing.encode_page_token(cursor, parent=PARENT, filter_text="", key=KEY)
+    token = pagination.encode_page_token(cursor, parent=PARENT, filter_text="", key=KEY)
     same_filter = filter_text.strip(" \t\r\n") == ""
     assume(parent != PARENT or not same_filter)
     with pytest.raises(exceptions.InvalidArgument):
-        listing.decode_page_token(token, parent=parent, filter_text=filter_text, key=KEY)
+        pagination.decode_page_token(token, parent=parent, filter_text=filter_text, key=KEY)
 
 
 @PROPERTY
@@ -450,7 +450,7 @@ def test_a_token_for_another_parent_or_filter_is_invalid_argument(cursor, parent
 @example("A" * 1025)
 def test_any_text_as_a_token_is_invalid_argument_never_another_error(text):
     with pytest.raises(exceptions.InvalidArgument) as caught:
-        listing.decode_page_token(text, parent=PARENT, filter_text="", key=KEY)
+        pagination.decode_page_token(text, parent=PARENT, filter_text="", key=KEY)
     assert caught.value.reason == "INVALID_PAGE_TOKEN"
 
 
