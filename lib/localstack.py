@@ -110,8 +110,47 @@ class Process:
             self._log.close()
         self.popen = None
 
+    def pause(self, timeout: float = 5.0) -> None:
+        """SIGSTOP the whole process group, and wait until every member is
+        stopped: the signal is asynchronous, and a fault test must not race it."""
+        assert self.popen is not None
+        group = os.getpgid(self.popen.pid)
+        os.killpg(group, signal.SIGSTOP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [_proc_state(pid) for pid in _group_members(group)]
+            if states and all(state in ("T", "t", None) for state in states):
+                return
+            time.sleep(0.01)
+        raise StackError(f"{self.name} did not stop within {timeout:.0f}s")
+
+    def resume(self) -> None:
+        assert self.popen is not None
+        os.killpg(os.getpgid(self.popen.pid), signal.SIGCONT)
+
     def _log_hint(self) -> str:
         return f" (see {self.log_path})" if self.log_path else ""
+
+
+def _group_members(group: int) -> list[int]:
+    """The pids of process group ``group`` (Linux /proc)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group:  # after "pid (comm)": state, ppid, pgrp
+                members.append(int(entry.name))
+    return members
+
+
+def _proc_state(pid: int) -> str | None:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None  # gone
 
 
 def start_all(processes: list[Process], timeout: float) -> None:

@@ -170,13 +170,11 @@ def main() -> int:
 
 
 def _pause(process: Process, seconds: float) -> None:
-    assert process.popen is not None
-    group = os.getpgid(process.popen.pid)
-    os.killpg(group, signal.SIGSTOP)
+    process.pause()
     try:
         time.sleep(seconds)
     finally:
-        os.killpg(group, signal.SIGCONT)
+        process.resume()
 
 
 def _kill_and_restart(functions: Functions) -> None:

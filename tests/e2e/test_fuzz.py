@@ -90,7 +90,7 @@ def fuzz_session(stack) -> Iterator[requests.Session]:
 
 def _call(case, stack, session):
     """The request, retried after Retry-After while the answer is 503 (a loaded
-    emulator can miss the 2 s store deadline of the e2e stack): a 503 that persists
+    emulator can miss the 5 s store deadline of the e2e stack): a 503 that persists
     fails the check, a transient one is what the document promises clients."""
     response = case.call(base_url=stack.url, session=session, timeout=90)
     for _ in range(RETRIES_ON_503):

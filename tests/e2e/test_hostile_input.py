@@ -80,7 +80,7 @@ def request_bytes(stack, method: str, target: str, headers: list[tuple[str, str]
 
 def warm_up(stack, headers: dict[str, str]) -> None:
     """One list and one create, retried while 503: the first Firestore calls of a fresh
-    stack can take longer than the e2e stack's 2 s store deadline."""
+    stack can take longer than the e2e stack's 5 s store deadline."""
     session = requests.Session()
     session.headers.update(headers)
     parent = f"projects/warm-{uuid.uuid4().hex[:10]}/locations/us"
@@ -108,7 +108,7 @@ def _warm_store(stack, auth_headers) -> None:
 def cancel(api, name: str) -> None:
     """Cancels, retrying while the answer is 503 or 409 as a client should: a cancel
     that collides with the worker's claim of the same job can wait on the emulator's
-    lock past the e2e stack's 2 s store deadline."""
+    lock past the e2e stack's 5 s store deadline."""
     for _ in range(10):
         response = api("POST", f"/v1/{name}:cancel")
         if response.status_code not in (409, 503):

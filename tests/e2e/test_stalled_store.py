@@ -3,8 +3,6 @@ Retry-After within the store's deadline, never a hang and never a 500."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import pytest
@@ -22,17 +20,17 @@ def test_a_stalled_store_answers_503_with_retry_after(api, stack, parent, method
     if suffix == "JOB":
         path, body = f"/v1/{parent}/jobs", {"kind": "demo.countdown", "params": {"steps": 1}}
     api("GET", f"/v1/{name}")  # the function's Firestore channel is up before the pause
-    group = os.getpgid(stack.emulators.processes[0].popen.pid)
-    os.killpg(group, signal.SIGSTOP)
+    firestore = stack.emulators.processes[0]
+    firestore.pause()
     try:
         started = time.monotonic()
         response = api(method, path, json=body, timeout=60)
         took = time.monotonic() - started
     finally:
-        os.killpg(group, signal.SIGCONT)
+        firestore.resume()
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"] == "1"
     error = response.json()["error"]
     assert error["status"] == "UNAVAILABLE"
     assert error["details"][0]["reason"] in ("STORE_UNAVAILABLE", "PUBLISH_FAILED")
-    assert took < 15  # FIRESTORE_DEADLINE_SECONDS is 2 in the e2e stack
+    assert took < 25  # FIRESTORE_DEADLINE_SECONDS is 5 in the e2e stack

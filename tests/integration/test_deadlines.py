@@ -4,8 +4,6 @@ when Firestore does."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from contextlib import contextmanager
 
@@ -21,13 +19,12 @@ DEADLINE = 1.5
 
 @contextmanager
 def paused(emulators):
-    """SIGSTOP the Firestore emulator's process group; SIGCONT on the way out."""
-    group = os.getpgid(emulators.processes[0].popen.pid)
-    os.killpg(group, signal.SIGSTOP)
+    """The Firestore emulator stopped (SIGSTOP, every process of it); resumed after."""
+    emulators.processes[0].pause()
     try:
         yield
     finally:
-        os.killpg(group, signal.SIGCONT)
+        emulators.processes[0].resume()
 
 
 @pytest.fixture
