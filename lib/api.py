@@ -33,7 +33,6 @@ REALM = "operations"
 # Query parameters any method takes (Google's system parameters), and List's own.
 _SYSTEM_PARAMS = frozenset({"$alt", "alt", "$.xgafv", "prettyPrint"})
 _LIST_PARAMS = frozenset({"filter", "pageSize", "pageToken", "returnPartialSuccess"})
-_JSON_TYPES = ("application/json", "application/")
 
 
 class OperationsApi:
@@ -134,9 +133,7 @@ class OperationsApi:
             raise _too_large(limit)
         if not data.strip():
             return None
-        content_type = (request.mimetype or "application/json").lower()
-        if not (content_type.startswith(_JSON_TYPES[0]) or
-                (content_type.startswith(_JSON_TYPES[1]) and content_type.endswith("+json"))):
+        if not _is_json(request.mimetype or "application/json"):
             raise errors.invalid_argument("The request body must be application/json.",
                                           "UNSUPPORTED_CONTENT_TYPE")
         try:
@@ -204,6 +201,13 @@ def _query_params(request: flask.Request, action: str) -> dict[str, str]:
                                           "REPEATED_QUERY_PARAMETER")
         params[key] = values[0]
     return params
+
+
+def _is_json(mimetype: str) -> bool:
+    """``application/json`` or a structured ``application/*+json`` type."""
+    mimetype = mimetype.lower()
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json"))
 
 
 def _check_cancel_body(body: dict[str, Any] | None, name: str) -> None:

@@ -26,13 +26,15 @@ from google.cloud.firestore_v1.services.firestore.transports import base as fire
 
 from lib import errors, model
 
-
-def firestore_increment(value: int) -> Any:
-    """A server-side increment, for writes that count (continuations)."""
-    return firestore.Increment(value)
-
-
 _ABORT_RETRIES = 6
+
+
+def continuation_changes(now: datetime) -> dict[str, Any]:
+    """Back to QUEUED with the lease released and one more continuation counted
+    (a server-side increment)."""
+    return {"state": model.State.QUEUED.value, "lease": None,
+            "continuations": firestore.Increment(1),
+            "statusMessage": "Continuing in a new invocation.", "updateTime": now}
 
 
 class DeleteResult(enum.Enum):
@@ -95,6 +97,7 @@ class OperationStore(Protocol):
     def renew(self, name: str, lease: Lease, *, now: datetime,
               lease_seconds: float) -> dict[str, Any]: ...
     def update_running(self, name: str, lease: Lease, changes: Mapping[str, Any]) -> None: ...
+    def release_for_continuation(self, name: str, lease: Lease, *, now: datetime) -> None: ...
     def finish(self, name: str, lease: Lease,
                changes: Callable[[Mapping[str, Any]], dict[str, Any]],
                expired_at: datetime | None = None) -> bool: ...
@@ -188,6 +191,10 @@ class FirestoreOperationStore:
 
     def update_running(self, name: str, lease: Lease, changes: Mapping[str, Any]) -> None:
         self._run(_update_running, self._ref(name), lease, dict(changes))
+
+    def release_for_continuation(self, name: str, lease: Lease, *, now: datetime) -> None:
+        """The slice ended: the next invocation resumes from the checkpoint."""
+        self.update_running(name, lease, continuation_changes(now))
 
     def finish(self, name: str, lease: Lease,
                changes: Callable[[Mapping[str, Any]], dict[str, Any]],

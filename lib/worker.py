@@ -31,7 +31,7 @@ from lib.config import Settings
 from lib.kinds import registered
 from lib.model import utcnow
 from lib.publisher import JobPublisher
-from lib.store import Claim, Lease, LeaseLost, OperationStore, firestore_increment
+from lib.store import Claim, Lease, LeaseLost, OperationStore
 
 log = logging.getLogger("operations.worker")
 
@@ -262,11 +262,7 @@ class OperationWorker:
         """Ends this slice: back to QUEUED with the checkpoint saved, lease
         released, and a message for the next invocation to resume it."""
         try:
-            self._store.update_running(job.name, lease, {
-                "state": model.State.QUEUED.value, "lease": None,
-                "continuations": firestore_increment(1),
-                "statusMessage": "Continuing in a new invocation.",
-                "updateTime": self._clock()})
+            self._store.release_for_continuation(job.name, lease, now=self._clock())
         except LeaseLost:
             return "lease_lost"
         if self._publisher is None:

@@ -107,6 +107,9 @@ class MemoryStore:
     def update_running(self, name, lease, changes) -> None:
         self._run(store._update_running, name, lease, dict(changes))
 
+    def release_for_continuation(self, name, lease, *, now) -> None:
+        self.update_running(name, lease, store.continuation_changes(now))
+
     def finish(self, name, lease, changes, expired_at=None) -> bool:
         return self._run(store._finish, name, lease, changes, expired_at)
 
@@ -152,9 +155,8 @@ def cancelled(now):
     return lambda r: model.cancelled_changes(now=now(), retention=RETENTION)
 
 
-def continued(now):  # what OperationWorker._continue writes at the end of a slice
-    return {"state": "QUEUED", "lease": None, "continuations": store.firestore_increment(1),
-            "statusMessage": "Continuing in a new invocation.", "updateTime": now()}
+def continued(now):  # what the store writes when a slice ends
+    return store.continuation_changes(now())
 
 
 def retried(attempt, now):  # what RunningJob.note_retry writes
