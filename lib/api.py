@@ -48,7 +48,7 @@ class OperationsApi:
 
     def handle(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
-        with logs.context(**logs.trace_fields(dict(request.headers), self._settings.project)):
+        with logs.context(**logs.trace_fields(request.headers, self._settings.project)):
             matched: list[RouteMatch] = []
             try:
                 status, body = self._dispatch(request, matched)

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "log_context", default=MappingProxyType({}))
@@ -51,7 +51,13 @@ def configure(level: str = "INFO") -> None:
     root.setLevel(level)
 
 
-def trace_fields(headers: Mapping[str, str], project: str) -> dict[str, str]:
+class HeaderSource(Protocol):
+    """What trace_fields reads: a Mapping, or werkzeug's Headers as they are."""
+
+    def get(self, key: str, default: str) -> str: ...
+
+
+def trace_fields(headers: HeaderSource, project: str) -> dict[str, str]:
     """Cloud Logging trace fields from ``traceparent`` or ``X-Cloud-Trace-Context``."""
     trace = span = None
     found = _TRACEPARENT.match(headers.get("traceparent", "").strip())

@@ -58,10 +58,14 @@ class OperationsService:
         self._token_key = page_token_key(settings)
 
     def get_operation(self, name: str) -> dict[str, Any]:
+        return model.operation_json(self._live_record(name))
+
+    def _live_record(self, name: str) -> dict[str, Any]:
+        """The operation's record; NOT_FOUND when missing or past its retention."""
         record = self._store.get(name)
         if record is None or model.is_expired(record, self._clock()):
             raise not_found(name)
-        return model.operation_json(record)
+        return record
 
     def cancel_operation(self, name: str, principal: str) -> None:
         """DESIGN.md "Cancel semantics": one transaction; a repeat writes nothing."""
@@ -146,9 +150,7 @@ class OperationsService:
         """Returns once the operation is done, or at the timeout, with its latest
         state. A document listener wakes it, not a sleep loop."""
         timeout = self._wait_timeout(name, body)
-        record = self._store.get(name)
-        if record is None or model.is_expired(record, self._clock()):
-            raise not_found(name)
+        record = self._live_record(name)
         if record.get("done") or timeout <= 0:
             return model.operation_json(record)
         latest: list[dict[str, Any] | None] = [record]

@@ -164,7 +164,7 @@ class FirestoreOperationStore:
         with _translated():
             snapshot = self._ref(name).get()
         self.counter.add(reads=1)
-        return snapshot.to_dict() if snapshot.exists else None
+        return _record(snapshot)
 
     def create(self, record: Mapping[str, Any]) -> None:
         # A create is one atomic commit with an exists=false precondition: it
@@ -271,7 +271,7 @@ class FirestoreOperationStore:
 
         def on_snapshot(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
             for snapshot in snapshots:
-                on_change(snapshot.to_dict() if snapshot.exists else None)
+                on_change(_record(snapshot))
             if not snapshots:
                 on_change(None)
 
@@ -302,15 +302,25 @@ class FirestoreOperationStore:
         return result
 
 
+def _record(snapshot: Any) -> dict[str, Any] | None:
+    """The document as a record, None when there is none."""
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def _live_record(snapshot: Any, now: datetime) -> dict[str, Any] | None:
+    """The record, None when missing or past its retention (as good as gone)."""
+    record = _record(snapshot)
+    return None if record is None or model.is_expired(record, now) else record
+
+
 # Transaction bodies: each returns (result, number of writes).
 
 
 @firestore.transactional
 def _cancel(transaction: firestore.Transaction, ref: firestore.DocumentReference,
             principal: str, now: datetime, retention: timedelta) -> tuple[CancelResult, int]:
-    snapshot = ref.get(transaction=transaction)
-    record = snapshot.to_dict() if snapshot.exists else None
-    if record is None or model.is_expired(record, now):
+    record = _live_record(ref.get(transaction=transaction), now)
+    if record is None:
         return CancelResult.NOT_FOUND, 0
     changes = model.cancel_changes(record, principal=principal, now=now, retention=retention)
     if changes is None:
@@ -322,8 +332,7 @@ def _cancel(transaction: firestore.Transaction, ref: firestore.DocumentReference
 @firestore.transactional
 def _discard_unstarted(transaction: firestore.Transaction,
                        ref: firestore.DocumentReference) -> tuple[bool, int]:
-    snapshot = ref.get(transaction=transaction)
-    record = snapshot.to_dict() if snapshot.exists else None
+    record = _record(ref.get(transaction=transaction))
     if record is None or record.get("state") != model.State.QUEUED.value or record.get("attempt"):
         return False, 0
     transaction.delete(ref)
@@ -333,8 +342,7 @@ def _discard_unstarted(transaction: firestore.Transaction,
 @firestore.transactional
 def _claim(transaction: firestore.Transaction, ref: firestore.DocumentReference,
            owner: str, now: datetime, lease_seconds: float) -> tuple[Claim | None, int]:
-    snapshot = ref.get(transaction=transaction)
-    record = snapshot.to_dict() if snapshot.exists else None
+    record = _record(ref.get(transaction=transaction))
     if record is None or record.get("done"):
         return None, 0
     lease = record.get("lease")
@@ -356,9 +364,8 @@ def _claim(transaction: firestore.Transaction, ref: firestore.DocumentReference,
 @firestore.transactional
 def _delete(transaction: firestore.Transaction, ref: firestore.DocumentReference,
             now: datetime) -> tuple[DeleteResult, int]:
-    snapshot = ref.get(transaction=transaction)
-    record = snapshot.to_dict() if snapshot.exists else None
-    if record is None or model.is_expired(record, now):
+    record = _live_record(ref.get(transaction=transaction), now)
+    if record is None:
         return DeleteResult.NOT_FOUND, 0
     transaction.delete(ref)
     return DeleteResult.DELETED, 1
@@ -366,7 +373,7 @@ def _delete(transaction: firestore.Transaction, ref: firestore.DocumentReference
 
 def _held(snapshot: Any, lease: Lease) -> dict[str, Any]:
     """The record if ``lease`` still holds it; LeaseLost otherwise."""
-    record = snapshot.to_dict() if snapshot.exists else None
+    record = _record(snapshot)
     if record is None:
         raise LeaseLost("the operation was deleted", deleted=True)
     if record.get("done"):
