@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.rpc import code_pb2, status_pb2
 
 MAX_NAME_LENGTH = 512
@@ -215,12 +215,6 @@ def to_operation(record: Mapping[str, Any]) -> operations_pb2.Operation:
 def operation_json(record: Mapping[str, Any]) -> dict[str, Any]:
     """The proto3 JSON form of ``to_operation(record)``."""
     return json_format.MessageToDict(to_operation(record))
-
-
-def unpack_struct(value: any_pb2.Any) -> dict[str, Any]:
-    struct = struct_pb2.Struct()
-    value.Unpack(struct)
-    return json_format.MessageToDict(struct)
 
 
 def _timestamp(value: datetime) -> str:
