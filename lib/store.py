@@ -150,10 +150,12 @@ class FirestoreOperationStore:
     """OperationStore on a Firestore collection (one document per operation)."""
 
     def __init__(self, client: firestore.Client, collection: str,
-                 deadline_seconds: float | None = None) -> None:
+                 deadline_seconds: float | None = None,
+                 abort_retries: int = _ABORT_RETRIES) -> None:
         if deadline_seconds is not None:
             bound_deadlines(client, deadline_seconds)
         self._client = client
+        self._abort_retries = abort_retries
         self._collection = client.collection(collection)
         self.counter = AccessCounter()
 
@@ -285,17 +287,18 @@ class FirestoreOperationStore:
         commit at once, so two transactions that deadlocked on one document
         (a cancel and a progress write, say) collide again and again; and it
         does not retry a read that Firestore aborted (a lock held by a client
-        that died mid-transaction ends that way). Here both are retried with
-        jittered exponential backoff, then surface as 409 ABORTED.
+        that died mid-transaction ends that way), nor a transaction Firestore
+        expired. Here all are retried with jittered exponential backoff, then
+        surface as 409 ABORTED.
         """
-        for attempt in range(_ABORT_RETRIES + 1):
+        for attempt in range(self._abort_retries + 1):
             transaction = self._client.transaction(max_attempts=1)
             try:
                 with _translated():
                     result, writes = body(transaction, ref, *args)
                 break
             except exceptions.Aborted:
-                if attempt == _ABORT_RETRIES:
+                if attempt == self._abort_retries:
                     raise
                 time.sleep(min(1.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
         self.counter.add(reads=1, writes=writes)
@@ -438,4 +441,12 @@ def _translated() -> Iterator[None]:
         if "transaction" not in str(exc).lower():
             raise
         raise errors.error(exceptions.Aborted, "Too much contention on this operation; retry.",
+                           "CONTENTION") from exc
+    except exceptions.InvalidArgument as exc:
+        # Firestore closed the transaction under us (it expires one whose
+        # client stalled, after 60 s idle): like an abort, the body runs again
+        # in a new one. Any other INVALID_ARGUMENT is a bug; let it through.
+        if "transaction" not in str(exc).lower():
+            raise
+        raise errors.error(exceptions.Aborted, "The store transaction expired; retry.",
                            "CONTENTION") from exc

@@ -166,3 +166,30 @@ def test_reads_and_writes_are_counted_one_per_cancel(store, queued):
     reads, writes = store.counter.reads, store.counter.writes
     cancel(store, name)
     assert (store.counter.reads - reads, store.counter.writes - writes) == (1, 1)
+
+
+def test_a_transaction_firestore_expired_is_run_again(store, queued, monkeypatch):
+    """Firestore closes a transaction whose client stalled past the lock's idle
+    timeout; the store runs the body again in a new one, so the caller sees the
+    cancel succeed, not a 400 about a transaction it never saw."""
+    name = queued()
+    make_transaction, expired = store._client.transaction, []
+
+    def first_one_expires(**options):
+        transaction = make_transaction(**options)
+        if not expired:
+            begin = transaction._begin
+
+            def begin_then_expire(retry_id=None):
+                begin(retry_id=retry_id)
+                expired.append(transaction._id)
+                transaction._rollback()  # what Firestore does to it on expiry
+                transaction._id = expired[0]
+
+            transaction._begin = begin_then_expire
+        return transaction
+
+    monkeypatch.setattr(store._client, "transaction", first_one_expires)
+    assert cancel(store, name) is CancelResult.CHANGED
+    assert len(expired) == 1
+    assert store.get(name)["error"]["code"] == 1
