@@ -36,12 +36,31 @@ class RecoverySweep:
         self._clock = clock
         self._retention = timedelta(days=settings.retention_days)
 
+    def tick(self) -> None:
+        """One scheduled pass. A store that cannot be read now skips this pass
+        with a warning (the next tick, a minute later, runs it): an old tick
+        redelivered would only pile up behind the new ones."""
+        try:
+            self.run()
+        except exceptions.GoogleAPICallError as exc:
+            log.warning("sweep skipped; the next tick runs it", extra={"json_fields": {
+                "reason": getattr(exc, "reason", None) or type(exc).__name__}})
+
     def run(self) -> dict[str, int]:
         """One pass; returns what it did, by outcome."""
         now = self._clock()
         report = {"republished": 0, "cancelled": 0, "failed": 0, "requeued": 0, "errors": 0}
         for record in self._store.stale_running(now, BATCH):
-            report[self._recover(record, now)] += 1
+            try:
+                outcome = self._recover(record, now)
+            except exceptions.GoogleAPICallError as exc:
+                # One operation the store could not change (its document
+                # locked by a worker frozen mid-transaction, say) must not
+                # stop the pass: the next sweep tries it again.
+                log.warning("sweep could not recover an operation", extra={"json_fields": {
+                    "operation": record["name"], "reason": type(exc).__name__}})
+                outcome = "errors"
+            report[outcome] += 1
         stale = now - timedelta(seconds=self._settings.sweep_queued_after_seconds)
         for record in self._store.stale_queued(stale, BATCH):
             report["requeued" if self._publish(record["name"]) else "errors"] += 1

@@ -3,12 +3,16 @@ left, finishes what it must, and never touches a live worker's operation."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
+
+from google.cloud import firestore
 
 from lib import model
 from lib.config import Settings
 from lib.publisher import PubSubJobPublisher
+from lib.store import FirestoreOperationStore
 from lib.sweep import RecoverySweep
 from lib.worker import OperationWorker
 
@@ -80,3 +84,39 @@ def test_a_queued_operation_whose_message_was_lost_is_requeued(store, queued, em
     assert sweep(store, emulators, topic, model.utcnow(), fresh_settings)["requeued"] == 0
     assert sweep(store, emulators, topic, model.utcnow() + timedelta(seconds=5))["requeued"] == 1
     assert published() == [name]
+
+
+def test_an_operation_locked_by_a_frozen_transaction_is_skipped_not_fatal(store, queued,
+                                                                         emulators, jobs_topic):
+    """A worker frozen inside a transaction keeps its document locked (until
+    Firestore expires the lock): the sweep counts that one as an error and
+    still recovers the rest; the next pass recovers it."""
+    topic, _ = jobs_topic
+    locked, free = queued(), queued()
+    for name in (locked, free):
+        store.claim(name, owner="dead", now=model.utcnow(), lease_seconds=1)
+        store.cancel(name, principal="a", now=model.utcnow(), retention=timedelta(days=1))
+    impatient = FirestoreOperationStore(firestore.Client(project=emulators.project),
+                                        store._collection.id, abort_retries=0)
+    holding, release = threading.Event(), threading.Event()
+    holder_client = firestore.Client(project=emulators.project)
+
+    @firestore.transactional
+    def hold(transaction):
+        impatient._ref(locked).get(transaction=transaction)
+        holding.set()
+        release.wait(30)
+
+    holder = threading.Thread(target=hold, args=(holder_client.transaction(),))
+    holder.start()
+    try:
+        assert holding.wait(10)
+        later = model.utcnow() + timedelta(seconds=5)
+        report = sweep(impatient, emulators, topic, later)
+        assert report["cancelled"] == 1 and report["errors"] == 1
+        assert store.get(free)["done"] and not store.get(locked)["done"]
+    finally:
+        release.set()
+        holder.join()
+    assert sweep(impatient, emulators, topic, later)["cancelled"] == 1
+    assert store.get(locked)["error"]["code"] == 1
