@@ -26,7 +26,7 @@ from lib.routes import RouteTable
 from lib.service import OperationsService
 from lib.store import FirestoreOperationStore
 from lib.sweep import RecoverySweep
-from lib.worker import OperationWorker
+from lib.worker import OperationWorker, Redeliver
 
 SETTINGS = Settings.from_env()
 logs.configure(SETTINGS.log_level)
@@ -87,7 +87,13 @@ def operations_worker(cloud_event: Any) -> None:
     worker().handle_message(cloud_event)
 
 
+@functions_framework.errorhandler(Redeliver)
+def _redeliver(_error: Redeliver) -> Any:
+    """A nack without a crash: Pub/Sub retries any answer but 102 and 2xx."""
+    return "", 503
+
+
 @functions_framework.cloud_event
 def operations_sweep(cloud_event: Any) -> None:
     """Recovers what dead workers and lost messages left (Cloud Scheduler tick)."""
-    sweep().run()
+    sweep().tick()

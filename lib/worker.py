@@ -48,6 +48,12 @@ class SliceEnded(BaseException):
     """
 
 
+class Redeliver(Exception):
+    """This delivery could not be processed now (the store unavailable, or
+    the operation locked): the function answers 503 so that Pub/Sub delivers
+    the message again, with its backoff. Logged as a warning, not a crash."""
+
+
 def job_name(cloud_event: Any) -> str | None:
     """The operation name in a Pub/Sub ``messagePublished`` event, or None."""
     try:
@@ -190,7 +196,12 @@ class OperationWorker:
             # Acknowledged, never retried: no redelivery can make it valid.
             log.warning("dropped a message without a valid operation name")
             return
-        self.run(name)
+        try:
+            self.run(name)
+        except exceptions.GoogleAPICallError as exc:
+            log.warning("delivery failed; Pub/Sub will deliver it again", extra=_fields(
+                operation=name, reason=getattr(exc, "reason", None) or type(exc).__name__))
+            raise Redeliver(name) from exc
 
     def run(self, name: str) -> str:
         """Claims and runs ``name``; returns what happened (for logs and tests)."""

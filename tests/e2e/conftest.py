@@ -30,6 +30,7 @@ class Stack:
     store: FirestoreOperationStore
     env: dict[str, str]
     emulators: Emulators
+    worker_url: str
     _tokens: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
     def token(self, *scopes: str, subject: str = "dev@example.com", ttl: int = 900) -> str:
@@ -77,7 +78,7 @@ def stack(emulators: Emulators, dev_dir: Path,
     _warm_up(url, devtoken.mint(dev_dir=dev_dir))
     try:
         yield Stack(url, emulators.project, logs, dev_dir, store,
-                    env, emulators)
+                    env, emulators, f"http://127.0.0.1:{worker_port}")
     finally:
         functions.stop()
 

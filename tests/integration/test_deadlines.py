@@ -4,15 +4,23 @@ when Firestore does."""
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
 import time
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 from google.api_core import exceptions
 from google.cloud import firestore
 
 from lib import model
+from lib.config import Settings
+from lib.publisher import PubSubJobPublisher
 from lib.store import FirestoreOperationStore
+from lib.sweep import RecoverySweep
+from lib.worker import OperationWorker, Redeliver
 
 DEADLINE = 1.5
 
@@ -57,3 +65,28 @@ def test_a_stalled_firestore_is_unavailable_within_the_deadline(emulators, bound
     # A transaction makes up to three calls (begin, read, rollback), each bounded.
     assert took < 4 * DEADLINE + 3
     assert bounded.get(name)["state"] == "QUEUED", "and it works again once resumed"
+
+
+def test_a_delivery_the_stalled_store_cannot_claim_is_handed_back_to_pub_sub(
+        emulators, bounded, queued, caplog):
+    name = queued()
+    bounded.get(name)
+    event = SimpleNamespace(data={"message": {
+        "data": base64.b64encode(json.dumps({"name": name}).encode()).decode()}})
+    with paused(emulators), pytest.raises(Redeliver):
+        OperationWorker(bounded, Settings()).handle_message(event)
+    warning = next(r for r in caplog.records if r.name == "operations.worker")
+    assert warning.levelno == logging.WARNING and warning.exc_info is None
+    assert warning.json_fields == {"operation": name, "reason": "STORE_UNAVAILABLE"}
+    assert bounded.get(name)["state"] == "QUEUED", "the next delivery runs it"
+
+
+def test_a_sweep_tick_on_a_stalled_store_is_skipped_with_a_warning(emulators, bounded, caplog,
+                                                                   jobs_topic):
+    sweep = RecoverySweep(bounded, PubSubJobPublisher(emulators.project, jobs_topic[0]),
+                          Settings())
+    with paused(emulators):
+        sweep.tick()  # returns: the tick is acknowledged
+    warning = next(r for r in caplog.records if r.name == "operations.sweep")
+    assert warning.levelno == logging.WARNING and warning.exc_info is None
+    assert warning.json_fields == {"reason": "STORE_UNAVAILABLE"}
