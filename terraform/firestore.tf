@@ -7,6 +7,13 @@ resource "google_firestore_database" "default" {
   name        = "(default)"
   location_id = coalesce(var.firestore_location, var.region)
   type        = "FIRESTORE_NATIVE"
+  # Optimistic: a transaction's reads take no lock. With the default
+  # (pessimistic) a worker that is killed or frozen inside a transaction
+  # (an instance stopped at its timeout, say) leaves its operation locked
+  # until Firestore expires the lock, 60 s later: until then cancels of it
+  # end 409 ABORTED. Optimistic, a commit whose reads changed is aborted and
+  # the store runs it again. Existing databases: see terraform/README.md.
+  concurrency_mode = "OPTIMISTIC"
   # The operations outlive any one deployment: `terraform destroy` leaves
   # the database (and its data) in place.
   delete_protection_state = "DELETE_PROTECTION_ENABLED"

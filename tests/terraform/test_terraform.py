@@ -500,6 +500,8 @@ def test_indexes_and_ttl_are_on_the_configured_collection() -> None:
     assert "ttl_config" in ttl
     database = _resource("google_firestore_database", "default")
     assert database["name"] == "(default)" and database["type"] == "FIRESTORE_NATIVE"
+    # No lock outlives a worker that dies inside a transaction.
+    assert database["concurrency_mode"] == "OPTIMISTIC"
 
 
 # --- Pub/Sub ------------------------------------------------------------------
