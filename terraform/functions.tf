@@ -30,12 +30,20 @@ resource "google_cloudfunctions2_function" "http" {
     ingress_settings                 = var.http_function.ingress_settings
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.function["http"].email
-    environment_variables            = merge(local.environment_http, local.environment_http_secrets)
+    environment_variables            = local.environment_http
+
+    secret_environment_variables {
+      key        = "PAGE_TOKEN_SECRET"
+      project_id = var.project_id
+      secret     = google_secret_manager_secret.page_token.secret_id
+      version    = google_secret_manager_secret_version.page_token.version
+    }
   }
 
   depends_on = [
     google_project_iam_member.build_builder,
     google_project_service.enabled,
+    google_secret_manager_secret_iam_member.http_page_token,
   ]
 }
 

@@ -56,6 +56,15 @@ resource "google_pubsub_topic_iam_member" "function_jobs_publisher" {
   member   = "serviceAccount:${each.value.email}"
 }
 
+# The HTTP function signs and checks page tokens: it, and nothing else,
+# reads the key (mounted as PAGE_TOKEN_SECRET), on this one secret only.
+resource "google_secret_manager_secret_iam_member" "http_page_token" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.page_token.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.function["http"].email}"
+}
+
 # Eventarc calls the worker and the sweep as the events account: invoker on
 # those two Cloud Run services only (Pub/Sub-sourced triggers need no
 # eventarc.eventReceiver).

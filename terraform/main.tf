@@ -10,6 +10,7 @@ locals {
     events_sa     = "${var.name}-events"
     http          = "${var.name}-http"
     jobs_topic    = "${var.name}-jobs"
+    page_token    = "${var.name}-page-token-secret"
     source_bucket = coalesce(var.source_bucket_name, "${var.project_id}-${var.name}-sources")
     sweep         = "${var.name}-sweep"
     sweep_topic   = "${var.name}-sweep"
@@ -27,6 +28,7 @@ locals {
     "logging.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
+    "secretmanager.googleapis.com",
     "storage.googleapis.com",
   ]
 
@@ -195,14 +197,27 @@ resource "google_storage_bucket_object" "http" {
 }
 
 # Page tokens are signed with one key shared by every instance of the HTTP
-# function (lib/pagination.py); generated once unless given.
+# function (lib/pagination.py); generated once unless given. It lives in
+# Secret Manager, read by the HTTP function's account only: the function's
+# configuration shows a reference, never the key.
 resource "random_password" "page_token_secret" {
   length  = 48
   special = false
 }
 
-locals {
-  environment_http_secrets = {
-    PAGE_TOKEN_SECRET = coalesce(var.page_token_secret, random_password.page_token_secret.result)
+resource "google_secret_manager_secret" "page_token" {
+  project   = var.project_id
+  secret_id = local.names.page_token
+  labels    = local.labels
+
+  replication {
+    auto {}
   }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_secret_manager_secret_version" "page_token" {
+  secret      = google_secret_manager_secret.page_token.id
+  secret_data = coalesce(var.page_token_secret, random_password.page_token_secret.result)
 }

@@ -61,6 +61,9 @@ EXPECTED_GRANTS = {
     ("google_pubsub_topic_iam_member", "dead_letter_publisher"): "roles/pubsub.publisher",
     # Build account: Cloud Run Builder, the predefined role for function builds.
     ("google_project_iam_member", "build_builder"): "roles/run.builder",
+    # HTTP runtime account: read the page-token key, on that one secret.
+    ("google_secret_manager_secret_iam_member", "http_page_token"):
+        "roles/secretmanager.secretAccessor",
 }
 # Made by the gcloud step in pubsub.tf: the Pub/Sub service agent acknowledges
 # dead-lettered messages on the Eventarc subscription.
@@ -86,8 +89,8 @@ REQUIRED_INDEXES = {
 
 # Settings Terraform leaves unset on purpose, with the reason.
 LEFT_AT_DEFAULT = {
-    "PAGE_TOKEN_SECRET": "set from random_password (a resource) in environment_http_secrets, "
-                         "which terraform console cannot render; checked by its own test",
+    "PAGE_TOKEN_SECRET": "mounted from Secret Manager (secret_environment_variables), not a "
+                         "plain environment variable; checked by its own test",
     "OPERATIONS_SURFACES_FILE": "set only when var.surfaces is given; unset keeps the "
                                 "built-in v1/v3beta1 table (see the surfaces test)",
 }
@@ -572,18 +575,29 @@ def test_threads_match_each_functions_request_concurrency(rendered: dict[str, An
         "${var.http_function.max_instance_request_concurrency}")
     for name in FUNCTIONS:
         service = _one(_resource("google_cloudfunctions2_function", name), "service_config")
-        expected = f"${{local.environment_{name}}}"
-        if name == "http":
-            expected = "${merge(local.environment_http, local.environment_http_secrets)}"
-        assert service["environment_variables"] == expected
+        assert service["environment_variables"] == f"${{local.environment_{name}}}"
 
 
-def test_page_tokens_are_signed_with_a_generated_secret_unless_one_is_given() -> None:
-    secret = _resource("random_password", "page_token_secret")
-    assert int(secret["length"]) >= 32
-    text = (TF / "main.tf").read_text(encoding="utf-8")
-    assert re.search(r"PAGE_TOKEN_SECRET\s*=\s*coalesce\(var\.page_token_secret, "
-                     r"random_password\.page_token_secret\.result\)", text)
+def test_page_tokens_are_signed_with_a_generated_secret_unless_one_is_given(
+    rendered: dict[str, Any],
+) -> None:
+    assert int(_resource("random_password", "page_token_secret")["length"]) >= 32
+    version = _resource("google_secret_manager_secret_version", "page_token")
+    assert version["secret"] == "${google_secret_manager_secret.page_token.id}"
+    assert version["secret_data"] == (
+        "${coalesce(var.page_token_secret, random_password.page_token_secret.result)}")
+    # The HTTP function gets it mounted, pinned to that version; no function
+    # has it in its plain environment (visible to anyone who can read the
+    # function's configuration).
+    service = _one(_resource("google_cloudfunctions2_function", "http"), "service_config")
+    assert _one(service, "secret_environment_variables") == {
+        "key": "PAGE_TOKEN_SECRET", "project_id": "${var.project_id}",
+        "secret": "${google_secret_manager_secret.page_token.secret_id}",
+        "version": "${google_secret_manager_secret_version.page_token.version}"}
+    assert not any("PAGE_TOKEN_SECRET" in env for env in rendered["env"].values())
+    grant = _resource("google_secret_manager_secret_iam_member", "http_page_token")
+    assert grant["secret_id"] == "${google_secret_manager_secret.page_token.secret_id}"
+    assert grant["member"] == 'serviceAccount:${google_service_account.function["http"].email}'
 
 
 def test_rendered_policy_is_accepted_by_the_code(rendered: dict[str, Any]) -> None:
