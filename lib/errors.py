@@ -57,6 +57,11 @@ def status_name(exc: exceptions.GoogleAPICallError) -> str:
     return _status_name(type(exc))
 
 
+def reason(exc: exceptions.GoogleAPICallError) -> str:
+    """Its ErrorInfo reason, as ``error_body`` would render it (for log fields)."""
+    return exc.reason or status_name(exc)
+
+
 def _status_name(cls: type[exceptions.GoogleAPICallError]) -> str:
     grpc_code = getattr(cls, "grpc_status_code", None)
     if grpc_code is not None:

@@ -18,7 +18,7 @@ from typing import Any
 from google.api_core import exceptions
 from google.rpc import code_pb2
 
-from lib import model
+from lib import errors, model
 from lib.config import Settings
 from lib.publisher import JobPublisher
 from lib.store import Lease, OperationStore
@@ -44,7 +44,7 @@ class RecoverySweep:
             self.run()
         except exceptions.GoogleAPICallError as exc:
             log.warning("sweep skipped; the next tick runs it", extra={"json_fields": {
-                "reason": getattr(exc, "reason", None) or type(exc).__name__}})
+                "reason": errors.reason(exc)}})
 
     def run(self) -> dict[str, int]:
         """One pass; returns what it did, by outcome."""
@@ -58,7 +58,7 @@ class RecoverySweep:
                 # locked by a worker frozen mid-transaction, say) must not
                 # stop the pass: the next sweep tries it again.
                 log.warning("sweep could not recover an operation", extra={"json_fields": {
-                    "operation": record["name"], "reason": type(exc).__name__}})
+                    "operation": record["name"], "reason": errors.reason(exc)}})
                 outcome = "errors"
             report[outcome] += 1
         stale = now - timedelta(seconds=self._settings.sweep_queued_after_seconds)

@@ -26,7 +26,7 @@ from typing import Any
 from google.api_core import exceptions
 from google.rpc import code_pb2
 
-from lib import model
+from lib import errors, model
 from lib.config import Settings
 from lib.kinds import registered
 from lib.model import utcnow
@@ -200,7 +200,7 @@ class OperationWorker:
             self.run(name)
         except exceptions.GoogleAPICallError as exc:
             log.warning("delivery failed; Pub/Sub will deliver it again", extra=_fields(
-                operation=name, reason=getattr(exc, "reason", None) or type(exc).__name__))
+                operation=name, reason=errors.reason(exc)))
             raise Redeliver(name) from exc
 
     def run(self, name: str) -> str:
