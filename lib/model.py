@@ -16,7 +16,7 @@ from typing import Any
 
 from google.longrunning import operations_pb2
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from google.rpc import code_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 MAX_NAME_LENGTH = 512
 # RFC 3986 unreserved characters: what a name segment may hold once decoded.
@@ -33,6 +33,19 @@ class State(enum.StrEnum):
 
 DONE_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
 CANCELLED_MESSAGE = "Operation was cancelled."
+DEADLINE_MESSAGE = "The operation's deadline passed."
+
+# The domain of every ErrorInfo the service writes (lib.errors uses the same).
+ERROR_DOMAIN = "operations-service"
+
+# ErrorInfo reasons of an operation that ended early (docs/architecture.md,
+# "Cancel lifecycle"): why it ended, not only that it did.
+CANCELLED_BY_REQUEST = "CANCELLED_BY_REQUEST"
+CANCEL_FORCED = "CANCEL_FORCED"
+DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+
+# Timestamps a record may hold, rendered into metadata when present.
+_METADATA_TIMES = ("endTime", "cancelRequestTime", "cancelAcknowledgeTime", "deadline")
 
 
 def utcnow() -> datetime:
@@ -102,32 +115,43 @@ def new_job(
 
 
 def cancel_changes(record: Mapping[str, Any], *, principal: str, now: datetime,
-                   retention: timedelta) -> dict[str, Any] | None:
+                   retention: timedelta, reason: str = "") -> dict[str, Any] | None:
     """What a cancel writes, or None when it writes nothing.
 
     Queued: done now, CANCELLED (the worker will skip it). Running: the flag
-    the worker listens to. Done, or already requested: nothing.
+    the worker listens to, with who asked, why and when. Done, or already
+    requested: nothing (a repeated cancel changes none of the three).
     """
     if record.get("done"):
         return None
+    request = {"cancelRequested": True, "cancelRequestTime": now,
+               "cancelRequestedBy": principal, "cancelReason": reason}
     if record.get("state") == State.QUEUED.value:
         return {
-            **_finished(State.CANCELLED, now, retention),
-            "error": {"code": code_pb2.CANCELLED, "message": CANCELLED_MESSAGE},
+            **cancelled_changes(now=now, retention=retention, info=cancel_info(request)),
+            **request,
             "statusMessage": "Cancelled before it started.",
-            "cancelRequested": True,
-            "cancelRequestTime": now,
-            "cancelRequestedBy": principal,
         }
     if record.get("cancelRequested"):
         return None
-    return {
-        "cancelRequested": True,
-        "cancelRequestTime": now,
-        "cancelRequestedBy": principal,
-        "statusMessage": "Cancelling.",
-        "updateTime": now,
-    }
+    return {**request, "statusMessage": "Cancelling.", "updateTime": now}
+
+
+def error_record(code: int, message: str, reason: str | None = None,
+                 metadata: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An operation's stored error: a ``google.rpc.Status`` with, when ``reason``
+    is given, one ``google.rpc.ErrorInfo`` in its details."""
+    error: dict[str, Any] = {"code": int(code), "message": message}
+    if reason:
+        error["reason"] = reason
+        error["metadata"] = {k: str(v) for k, v in (metadata or {}).items() if v}
+    return error
+
+
+def cancel_info(record: Mapping[str, Any]) -> dict[str, str]:
+    """ErrorInfo metadata of a cancel: who asked and why, where known."""
+    return {"requestedBy": str(record.get("cancelRequestedBy") or ""),
+            "reason": str(record.get("cancelReason") or "")}
 
 
 def succeeded_changes(response: Mapping[str, Any], *, now: datetime,
@@ -151,11 +175,24 @@ def failed_changes(code: int, message: str, *, now: datetime,
     }
 
 
-def cancelled_changes(*, now: datetime, retention: timedelta) -> dict[str, Any]:
+def cancelled_changes(*, now: datetime, retention: timedelta,
+                      reason: str = CANCELLED_BY_REQUEST,
+                      info: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Ended by a cancel: code 1 with an ErrorInfo saying how (``reason``) and
+    who asked and why (``info``, see ``cancel_info``)."""
     return {
         **_finished(State.CANCELLED, now, retention),
-        "error": {"code": code_pb2.CANCELLED, "message": CANCELLED_MESSAGE},
-        "statusMessage": "Cancelled.",
+        "error": error_record(code_pb2.CANCELLED, CANCELLED_MESSAGE, reason, info),
+        "statusMessage": "Cancelled." if reason != CANCEL_FORCED else "Cancelled (forced).",
+    }
+
+
+def deadline_changes(*, now: datetime, retention: timedelta) -> dict[str, Any]:
+    """Ended by its deadline: code 4 DEADLINE_EXCEEDED, never code 1."""
+    return {
+        **_finished(State.FAILED, now, retention),
+        "error": error_record(code_pb2.DEADLINE_EXCEEDED, DEADLINE_MESSAGE, DEADLINE_EXCEEDED),
+        "statusMessage": "Deadline exceeded.",
     }
 
 
@@ -195,21 +232,33 @@ def to_operation(record: Mapping[str, Any]) -> operations_pb2.Operation:
             "attempt": record.get("attempt", 0),
         }
     )
-    if record.get("endTime") is not None:
-        metadata["endTime"] = _timestamp(record["endTime"])
+    for key in _METADATA_TIMES:
+        if record.get(key) is not None:
+            metadata[key] = _timestamp(record[key])
+    for key in ("cancelRequestedBy", "cancelReason"):
+        if record.get("cancelRequested") and record.get(key) is not None:
+            metadata[key] = str(record[key])
     operation = operations_pb2.Operation(name=record["name"], done=bool(record.get("done")))
     operation.metadata.Pack(metadata)
     if operation.done:
         error = record.get("error")
         if error:
-            operation.error.CopyFrom(
-                status_pb2.Status(code=int(error["code"]), message=str(error.get("message", "")))
-            )
+            operation.error.CopyFrom(_status(error))
         else:
             response = struct_pb2.Struct()
             response.update(record.get("response") or {})
             operation.response.Pack(response)
     return operation
+
+
+def _status(error: Mapping[str, Any]) -> status_pb2.Status:
+    status = status_pb2.Status(code=int(error["code"]), message=str(error.get("message", "")))
+    if error.get("reason"):
+        info = error_details_pb2.ErrorInfo(
+            reason=str(error["reason"]), domain=ERROR_DOMAIN,
+            metadata={str(k): str(v) for k, v in (error.get("metadata") or {}).items()})
+        status.details.add().Pack(info)
+    return status
 
 
 def operation_json(record: Mapping[str, Any]) -> dict[str, Any]:
