@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import flask
 from google.api_core import exceptions
 
-from lib import errors, logs
+from lib import console, errors, logs
 from lib.auth import Principal, TokenVerifier, bearer_token, require_scope
 from lib.config import Settings
 from lib.policy import Policy, check_permission
@@ -45,8 +45,12 @@ class OperationsApi:
         self._verifier = verifier
         self._policy = policy
         self._service = service  # built on first use: no client at import time
+        self._console = console.Console()  # reads its files on first use
 
     def handle(self, request: flask.Request) -> flask.Response:
+        path = _raw_path(request).split("?", 1)[0]
+        if console.is_console_path(path):
+            return self._console.respond(request, path)  # static files: no token needed
         started = time.perf_counter()
         with logs.context(**logs.trace_fields(request.headers, self._settings.project)):
             matched: list[RouteMatch] = []

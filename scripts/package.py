@@ -7,7 +7,9 @@
 3. Imports ``main`` from the unpacked bundle with a bare environment (no
    emulator hosts, no settings) and with sockets disabled, and checks the
    entry points Terraform deploys: Cloud Functions imports ``main`` when an
-   instance starts, and nothing may reach the network at import time.
+   instance starts, and nothing may reach the network at import time. Then
+   builds the web console's files from the unpacked bundle (``/console``), so
+   a page that names a file the bundle lacks fails here, not in production.
 
 Prints how long each step took; on any failure prints why and exits 1.
 
@@ -36,6 +38,8 @@ MANIFEST = REPO_ROOT / "terraform" / "bundle.json"
 DEFAULT_OUTPUT = REPO_ROOT / "build" / "operations-source.zip"
 # The entry points terraform/functions.tf deploys (tests/terraform checks both lists agree).
 ENTRY_POINTS = ("operations_http", "operations_worker", "operations_sweep")
+# Files the bundle cannot do without: the functions' code and the console's page.
+REQUIRED_FILES = ("main.py", "requirements.txt", "lib/console/static/index.html")
 # The HTTP function's bundle adds these next to main.py (terraform/main.tf,
 # data.archive_file.http) and names them in these variables.
 CONFIG_FILES = {
@@ -60,7 +64,9 @@ socket.getaddrinfo = _refuse
 sys.path.insert(0, "")
 import main
 missing = [name for name in sys.argv[1:] if not callable(getattr(main, name, None))]
-print(json.dumps({"missing": missing}))
+from lib import console
+assets = len(console.build_bundle().assets)
+print(json.dumps({"missing": missing, "console_assets": assets}))
 """
 
 
@@ -207,7 +213,7 @@ def package(args: argparse.Namespace) -> None:
 
     with step("bundle"):
         files = bundle_files()
-        for required in ("main.py", "requirements.txt"):
+        for required in REQUIRED_FILES:
             if required not in files:
                 raise PackageError(f"{required} is not in the bundle (terraform/bundle.json)")
         digest = write_zip(args.output, files, extra)
@@ -245,10 +251,12 @@ def package(args: argparse.Namespace) -> None:
                     env[variable] = str(source / filename)
             out = _run([str(python), "-c", _IMPORT_CHECK, *ENTRY_POINTS], cwd=source, env=env,
                        what="import main")
-            missing = json.loads(out.strip().splitlines()[-1])["missing"]
-            if missing:
-                raise PackageError(f"main.py does not define {', '.join(missing)}, "
+            checked = json.loads(out.strip().splitlines()[-1])
+            if checked["missing"]:
+                raise PackageError(f"main.py does not define {', '.join(checked['missing'])}, "
                                    f"which terraform/functions.tf deploys")
+            print(f"package: the console's page and {checked['console_assets']} assets "
+                  f"resolve in the bundle")
     print(f"package: OK in {time.perf_counter() - total:.1f} s: {args.output}")
 
 
