@@ -67,14 +67,17 @@ class OperationsService:
             raise not_found(name)
         return record
 
-    def cancel_operation(self, name: str, principal: str) -> None:
-        """DESIGN.md "Cancel semantics": one transaction; a repeat writes nothing."""
+    def cancel_operation(self, name: str, principal: str, reason: str = "") -> None:
+        """Cancel semantics (README "The API"): one transaction that records who
+        asked, why and when; a repeat writes nothing."""
         result = self._store.cancel(name, principal=principal, now=self._clock(),
-                                    retention=self._retention)
+                                    retention=self._retention, reason=reason)
         if result is CancelResult.NOT_FOUND:
             raise not_found(name)
+        # The audit line of the cancel: who asked and why, whatever it changed.
         log.info("cancel requested" if result is CancelResult.CHANGED else "cancel: no change",
-                 extra={"json_fields": {"operation": name}})
+                 extra={"json_fields": {"operation": name, "requestedBy": principal,
+                                        "reason": reason}})
 
     def create_job(self, parent: str, body: Mapping[str, Any], principal: str) -> dict[str, Any]:
         """Writes the QUEUED operation, then tells the worker.
