@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import flask
 from google.api_core import exceptions
 
-from lib import console, errors, logs
+from lib import console, errors, logs, sysparams
 from lib.auth import Principal, TokenVerifier, bearer_token, require_scope
 from lib.config import Settings
 from lib.policy import Policy, check_permission
@@ -31,7 +31,7 @@ log = logging.getLogger("operations.api")
 
 REALM = "operations"
 # Query parameters any method takes (Google's system parameters), and List's own.
-_SYSTEM_PARAMS = frozenset({"$alt", "alt", "$.xgafv", "prettyPrint"})
+_SYSTEM_PARAMS = frozenset({"$alt", "alt", "$.xgafv", "prettyPrint", sysparams.REASON_PARAM})
 _LIST_PARAMS = frozenset({"filter", "pageSize", "pageToken", "returnPartialSuccess"})
 
 
@@ -89,6 +89,10 @@ class OperationsApi:
         require_scope(principal, route.scopes)
         check_permission(self._policy, principal, route.permission, name)
         query = _query_params(request, route.action)
+        reason = sysparams.request_reason(request.headers.get(sysparams.REASON_HEADER),
+                                          query.get(sysparams.REASON_PARAM))
+        if reason:
+            logs.bind(requestReason=reason)  # on a cancel it is also the cancel's reason
         body = self._read_json(request)
         service = self._service()
         if route.action == "get":
@@ -97,7 +101,7 @@ class OperationsApi:
             return 200, service.get_operation(name)
         if route.action == "cancel":
             _check_cancel_body(body, name)
-            service.cancel_operation(name, principal.id)
+            service.cancel_operation(name, principal.id, reason)
             return 200, {}
         if route.action == "create_job":
             return 200, service.create_job(name, body or {}, principal.id)

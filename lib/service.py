@@ -20,7 +20,7 @@ from google.protobuf import duration_pb2, json_format
 
 from lib import errors, listing, model, pagination
 from lib.config import Settings
-from lib.kinds import get_kind
+from lib.kinds import get_kind, is_cancellable
 from lib.model import utcnow
 from lib.publisher import JobPublisher
 from lib.store import CancelResult, DeleteResult, OperationStore
@@ -48,8 +48,10 @@ class OperationsService:
 
     def __init__(self, store: OperationStore, publisher: JobPublisher, settings: Settings,
                  clock: Callable[[], datetime] = utcnow,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 cancellable: Callable[[str], bool] = is_cancellable) -> None:
         self._store = store
+        self._cancellable = cancellable
         self._publisher = publisher
         self._clock = clock
         self._new_id = new_id
@@ -67,14 +69,27 @@ class OperationsService:
             raise not_found(name)
         return record
 
-    def cancel_operation(self, name: str, principal: str) -> None:
-        """DESIGN.md "Cancel semantics": one transaction; a repeat writes nothing."""
+    def cancel_operation(self, name: str, principal: str, reason: str = "") -> None:
+        """Cancel semantics (README "The API"): one transaction that records who
+        asked, why and when; a repeat writes nothing."""
         result = self._store.cancel(name, principal=principal, now=self._clock(),
-                                    retention=self._retention)
+                                    retention=self._retention, reason=reason,
+                                    cancellable=self._cancellable)
         if result is CancelResult.NOT_FOUND:
             raise not_found(name)
+        if result is CancelResult.NOT_CANCELLABLE:
+            # google.longrunning: "If the server doesn't support this method,
+            # it returns google.rpc.Code.UNIMPLEMENTED."
+            log.info("cancel refused: kind not cancellable",
+                     extra={"json_fields": {"operation": name, "requestedBy": principal,
+                                            "reason": reason}})
+            raise errors.error(exceptions.MethodNotImplemented,
+                               f"Operation {name} cannot be cancelled: its kind runs to "
+                               "the end once started.", "CANCEL_NOT_SUPPORTED", name=name)
+        # The audit line of the cancel: who asked and why, whatever it changed.
         log.info("cancel requested" if result is CancelResult.CHANGED else "cancel: no change",
-                 extra={"json_fields": {"operation": name}})
+                 extra={"json_fields": {"operation": name, "requestedBy": principal,
+                                        "reason": reason}})
 
     def create_job(self, parent: str, body: Mapping[str, Any], principal: str) -> dict[str, Any]:
         """Writes the QUEUED operation, then tells the worker.

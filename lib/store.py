@@ -46,6 +46,7 @@ class CancelResult(enum.Enum):
     NOT_FOUND = "not_found"
     CHANGED = "changed"
     UNCHANGED = "unchanged"
+    NOT_CANCELLABLE = "not_cancellable"  # not done, and its kind may not be cancelled
 
 
 class LeaseLost(Exception):
@@ -91,7 +92,8 @@ class OperationStore(Protocol):
     def create(self, record: Mapping[str, Any]) -> None: ...
     def discard_unstarted(self, name: str) -> bool: ...
     def cancel(self, name: str, *, principal: str, now: datetime,
-               retention: timedelta) -> CancelResult: ...
+               retention: timedelta, reason: str = "",
+               cancellable: Callable[[str], bool] | None = None) -> CancelResult: ...
     def claim(self, name: str, *, owner: str, now: datetime,
               lease_seconds: float) -> Claim | None: ...
     def renew(self, name: str, lease: Lease, *, now: datetime,
@@ -180,8 +182,15 @@ class FirestoreOperationStore:
         return self._run(_discard_unstarted, self._ref(name))
 
     def cancel(self, name: str, *, principal: str, now: datetime,
-               retention: timedelta) -> CancelResult:
-        return self._run(_cancel, self._ref(name), principal, now, retention)
+               retention: timedelta, reason: str = "",
+               cancellable: Callable[[str], bool] | None = None) -> CancelResult:
+        """Requests the cancel in one transaction, recording who asked and why.
+
+        ``cancellable(kind)`` False refuses it (NOT_CANCELLABLE) unless the
+        operation is done, decided on the same read.
+        """
+        return self._run(_cancel, self._ref(name), principal, now, retention, reason,
+                         cancellable)
 
     def claim(self, name: str, *, owner: str, now: datetime,
               lease_seconds: float) -> Claim | None:
@@ -321,11 +330,16 @@ def _live_record(snapshot: Any, now: datetime) -> dict[str, Any] | None:
 
 @firestore.transactional
 def _cancel(transaction: firestore.Transaction, ref: firestore.DocumentReference,
-            principal: str, now: datetime, retention: timedelta) -> tuple[CancelResult, int]:
+            principal: str, now: datetime, retention: timedelta, reason: str = "",
+            cancellable: Callable[[str], bool] | None = None) -> tuple[CancelResult, int]:
     record = _live_record(ref.get(transaction=transaction), now)
     if record is None:
         return CancelResult.NOT_FOUND, 0
-    changes = model.cancel_changes(record, principal=principal, now=now, retention=retention)
+    if (not record.get("done") and cancellable is not None
+            and not cancellable(str(record.get("kind", "")))):
+        return CancelResult.NOT_CANCELLABLE, 0
+    changes = model.cancel_changes(record, principal=principal, now=now, retention=retention,
+                                   reason=reason)
     if changes is None:
         return CancelResult.UNCHANGED, 0
     transaction.update(ref, changes)

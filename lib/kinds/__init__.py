@@ -14,6 +14,10 @@ A team adds a kind by registering a handler::
 
 The handler returns the operation's response (a JSON object). Raising a
 ``google.api_core.exceptions`` class ends the operation with that error code.
+
+A kind whose work cannot be stopped part way (one external call that cannot be
+taken back, say) registers with ``cancellable=False``: ``:cancel`` on its
+operations answers 501 UNIMPLEMENTED and changes nothing.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class Kind:
     handler: Handler
     params: Mapping[str, Param] = field(default_factory=dict)
     check: Callable[[dict[str, Any]], str | None] | None = None
+    cancellable: bool = True
 
     def validate(self, params: Any) -> dict[str, Any]:
         """Params with defaults applied; InvalidArgument naming the first problem."""
@@ -122,14 +127,22 @@ _REGISTRY: dict[str, Kind] = {}
 
 
 def register(name: str, params: Mapping[str, Param] | None = None,
-             check: Callable[[dict[str, Any]], str | None] | None = None
-             ) -> Callable[[Handler], Handler]:
-    """Registers the decorated function as the handler of kind ``name``."""
+             check: Callable[[dict[str, Any]], str | None] | None = None,
+             cancellable: bool = True) -> Callable[[Handler], Handler]:
+    """Registers the decorated function as the handler of kind ``name``.
+
+    Args:
+        name: the kind, as a create request names it.
+        params: the params it takes, by name.
+        check: a rule across params; returns the problem, or None.
+        cancellable: False when its operations may not be cancelled: their
+            ``:cancel`` answers 501 UNIMPLEMENTED and changes nothing.
+    """
 
     def decorate(handler: Handler) -> Handler:
         if name in _REGISTRY:
             raise ValueError(f"kind {name!r} is registered twice")
-        _REGISTRY[name] = Kind(name, handler, dict(params or {}), check)
+        _REGISTRY[name] = Kind(name, handler, dict(params or {}), check, cancellable)
         return handler
 
     return decorate
@@ -145,6 +158,13 @@ def get_kind(name: Any) -> Kind:
 
 def registered() -> dict[str, Kind]:
     return dict(_REGISTRY)
+
+
+def is_cancellable(name: str) -> bool:
+    """Whether operations of kind ``name`` may be cancelled (a kind this
+    process does not know may be: its worker decides)."""
+    kind = _REGISTRY.get(name)
+    return kind is None or kind.cancellable
 
 
 from lib.kinds import demo as demo  # noqa: E402  (registers the built-in demo kinds)
