@@ -333,7 +333,7 @@ function progressBar(label) {
     class: "bar", role: "progressbar", "aria-label": label,
     "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": "0",
   }, fill);
-  const percent = h("span", { class: "pct" });
+  const percent = h("span", { class: "pct" }, "0%");
   return { bar, fill, percent };
 }
 
@@ -356,6 +356,17 @@ function statusLine(op) {
   return message;
 }
 
+/** The full name as link text: the parent muted, the id strong, line breaks after slashes. */
+function nameLink(name) {
+  const cut = name.lastIndexOf("/") + 1;
+  const prefix = [];
+  for (const part of name.slice(0, cut).split(/(?<=\/)/)) {
+    if (part) prefix.push(h("span", { class: "segment" }, part), h("wbr"));
+  }
+  return h("a", { href: hashOf(name), class: "op-name" },
+    h("span", { class: "prefix" }, prefix), h("span", { class: "id" }, name.slice(cut)));
+}
+
 function makeRow(name) {
   const row = { name, op: null, shown: "" };
   row.kind = h("td", { class: "opt kind" });
@@ -369,9 +380,9 @@ function makeRow(name) {
     onclick: () => openCancel(name, row.cancel),
   }, "Cancel");
   row.tr = h("tr", {},
-    h("th", { scope: "row", class: "name" }, h("a", { href: hashOf(name), class: "mono" }, name)),
+    h("th", { scope: "row", class: "name" }, nameLink(name)),
     row.kind,
-    h("td", {}, row.badge),
+    h("td", { class: "state" }, row.badge),
     h("td", { class: "progress-cell" },
       h("div", { class: "progress" }, row.progress.bar, row.progress.percent), row.message),
     row.created,
