@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint package bench soak check-invariants clean
+.PHONY: run test lint package bench soak check-invariants screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ soak: $(STAMP)
 	$(PY) scripts/soak.py
 	FUZZ_CASES=3000 FUZZ_COVERAGE=1 PROPERTY_EXAMPLES=1000 \
 		$(PY) -m pytest -q tests/e2e/test_fuzz.py tests/unit/test_properties.py
+
+## screenshots: starts its own stack, makes a few operations, and writes the console's
+## PNGs into docs/images/ (Playwright driving Debian's chromium)
+screenshots: $(STAMP)
+	$(PY) scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -376,6 +376,39 @@ def test_every_call_carries_the_token_in_the_authorization_header_only(
     assert all(url.startswith(stack.url) for url in console.requests), "only the service itself"
 
 
+def test_the_console_works_from_the_keyboard(console: Console, stack: Any, parent: str) -> None:
+    name = f"{parent}/operations/by-keyboard"
+    stored(stack, name, attempt=1, state="RUNNING", statusMessage="Step 1 of 3")
+    token = stack.token()
+    console.tokens.add(token)
+    console.open()
+    page = console.page
+    expect(page.get_by_label("Access token")).to_be_focused()
+    page.keyboard.insert_text(token)
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Sign in")).to_be_focused()
+    page.keyboard.press("Enter")
+    page.get_by_label("Parent").fill(parent)
+    page.keyboard.press("Enter")  # submits the query form
+    cancel = console.row(name).get_by_role("button", name="Cancel", exact=True)
+    expect(cancel).to_be_visible()
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if cancel.evaluate("button => button === document.activeElement"):
+            break
+    expect(cancel).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Reason")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    expect(cancel).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_role("link", name=name)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    assert stack.store.get(name)["cancelRequested"] is False
+
+
 # --- live updates ----------------------------------------------------------------------------
 
 
