@@ -128,13 +128,13 @@ def take(url: str, token: str, cancelled: str, output: Path) -> list[Path]:
             page.wait_for_timeout(1200)  # let the progress bars move once
             page.mouse.move(0, 0)
             path = output / f"console-list{label}.png"
-            page.screenshot(path=str(path), full_page=bool(label))
+            page.screenshot(path=str(path))
             written.append(path)
             page.get_by_role("link", name=cancelled).click()
             expect(page.get_by_role("heading", name="Cancellation")).to_be_visible()
             page.wait_for_timeout(300)
             path = output / f"console-details{label}.png"
-            page.screenshot(path=str(path), full_page=True)
+            page.screenshot(path=str(path), full_page=not label)
             written.append(path)
             context.close()
         browser.close()

@@ -267,7 +267,7 @@ function runningCount() {
 /** Polls while the list is shown and something in it is queued or running. */
 function scheduleListPoll() {
   clearTimeout(list.timer);
-  if (!views.list.hidden && loadToken() && runningCount() > 0) {
+  if (!document.hidden && !views.list.hidden && loadToken() && runningCount() > 0) {
     list.timer = setTimeout(refreshList, POLL_MS);
   }
 }
@@ -445,7 +445,7 @@ async function loadDetail() {
     if (generation !== detail.generation || signedOut(error)) return;
     banner(detail.parts.error, error.describe());
   } finally {
-    if (generation === detail.generation && detail.op && isActive(detail.op)) {
+    if (generation === detail.generation && !document.hidden && detail.op && isActive(detail.op)) {
       detail.timer = setTimeout(loadDetail, POLL_MS);
     }
   }
@@ -456,7 +456,10 @@ function shellQuote(text) {
 }
 
 function commandBlock(label, text) {
-  const code = h("code", {}, text);
+  // Short words never break (a line break inside "--token" would read as "-" "-token").
+  const words = text.split(" ").map((word, i) => [i ? " " : "",
+    word.length <= 40 ? h("span", { class: "word" }, word) : word]);
+  const code = h("code", {}, words);
   const button = h("button", { type: "button", class: "secondary small" }, `Copy ${label}`);
   button.addEventListener("click", async () => {
     try {
@@ -512,6 +515,10 @@ function buildDetail(name) {
 
 function field(label, value) {
   return [h("dt", {}, label), h("dd", {}, value === undefined || value === "" ? h("span", { class: "muted" }, "—") : value)];
+}
+
+function sortedKeys(object) {
+  return Object.fromEntries(Object.entries(object).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 function jsonBlock(value) {
@@ -590,7 +597,7 @@ function renderDetail(op) {
     response === undefined ? null : h("section", { class: "card", "aria-labelledby": "response-title" },
       h("h2", { id: "response-title" }, "Response"), jsonBlock(response)),
     h("section", { class: "card wide", "aria-labelledby": "metadata-title" },
-      h("h2", { id: "metadata-title" }, "Metadata"), jsonBlock(metadataOf(op))));
+      h("h2", { id: "metadata-title" }, "Metadata"), jsonBlock(sortedKeys(metadataOf(op)))));
 }
 
 // --- cancel and delete ------------------------------------------------------------------
@@ -682,4 +689,10 @@ $("delete-form").addEventListener("submit", async (event) => {
 // --- start --------------------------------------------------------------------------------
 
 window.addEventListener("hashchange", route);
+// A tab in the background stops polling; it catches up when it is shown again.
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden || !loadToken()) return;
+  if (!views.list.hidden && list.loaded) refreshList();
+  if (!views.detail.hidden && detail.name) loadDetail();
+});
 route();
