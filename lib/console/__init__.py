@@ -150,6 +150,10 @@ class Console:
 
     def respond(self, request: flask.Request, path: str) -> flask.Response:
         """The page, an asset, or an AIP-193 error, with the security headers."""
+        # No console request has a body to read: mark it read, so that
+        # functions-framework (which reads every body after the response)
+        # neither waits for nor buffers one; gunicorn drains what arrives.
+        request._cached_data = b""
         if request.method not in ("GET", "HEAD"):
             response = _error(errors.error(
                 exceptions.MethodNotAllowed,

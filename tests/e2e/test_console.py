@@ -245,6 +245,21 @@ def test_other_methods_on_the_console_are_405(stack: Any, method: str) -> None:
     _assert_security_headers(headers)
 
 
+def test_a_body_sent_to_the_console_is_never_waited_for(stack: Any) -> None:
+    """A 405 goes out at once, not after the (here never sent) 10 MB body."""
+    url = urlsplit(stack.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    try:
+        connection.putrequest("POST", "/console")
+        connection.putheader("Content-Length", str(10 * 1024 * 1024))
+        connection.endheaders()
+        response = connection.getresponse()
+        assert response.status == 405
+        _assert_security_headers(response.headers)
+    finally:
+        connection.close()
+
+
 def test_no_script_turns_data_into_markup() -> None:
     """Rendering goes through textContent and DOM nodes only (lib/console/static/dom.js)."""
     forbidden = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|"
