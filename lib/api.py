@@ -100,7 +100,9 @@ class OperationsApi:
             service.cancel_operation(name, principal.id, reason)
             return 200, {}
         if route.action == "create_job":
-            return 200, service.create_job(name, body or {}, principal.id)
+            return 200, service.create_job(name, body or {}, principal.id,
+                                           operation_template=match.operation_template(),
+                                           target_template=match.target_template())
         if route.action == "list":
             if body:
                 raise errors.invalid_argument("ListOperations takes no request body.")

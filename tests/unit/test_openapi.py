@@ -55,6 +55,8 @@ def schema(name: str) -> dict[str, Any]:
 def flat_path(template: str) -> str:
     """The OpenAPI path of an AIP-127 template: one ``{<collection>Id}`` per wildcard."""
     found = re.fullmatch(r"([^{]*)\{\w+=([^}]+)\}(.*)", template)
+    if "{" not in template:
+        return template  # a literal path (POST /v1/jobs)
     assert found, template
     segments = found[2].split("/")
     flat = [f"{{{segments[i - 1]}Id}}" if segment in ("*", "**") else segment
@@ -106,7 +108,8 @@ def test_only_list_takes_query_parameters_and_exactly_the_ones_the_api_reads(
     action = TABLE.match(method, re.sub(r"\{\w+\}", "x", path)).route.action
     query = {resolve(p)["name"] for p in operation.get("parameters", ())
              if resolve(p)["in"] == "query"}
-    assert query == (set(_LIST_PARAMS) if action == "list" else set())
+    own = {"list": set(_LIST_PARAMS), "cancel": {"$requestReason"}}.get(action, set())
+    assert query == own
 
 
 @pytest.mark.parametrize(("method", "path", "operation"), documented(),
@@ -155,24 +158,29 @@ def test_metadata_documents_the_contracts_fields():
     metadata = schema("OperationMetadata")
     contract = {"createTime", "updateTime", "endTime", "verb", "target", "kind",
                 "statusMessage", "progressPercent", "requestedCancellation", "attempt"}
-    assert set(metadata["properties"]) == contract
-    assert set(metadata["required"]) == contract - {"endTime"}
+    when_present = {"endTime", "cancelRequestTime", "cancelRequestedBy", "cancelReason",
+                    "cancelAcknowledgeTime", "deadline"}
+    assert set(metadata["properties"]) == contract | when_present
+    assert set(metadata["required"]) == contract - when_present
 
 
 def test_the_job_schema_is_the_registered_demo_kind():
     # The kinds the product ships (handlers under lib/), not those a test registered.
     shipped = sorted(n for n, k in registered().items() if k.handler.__module__.startswith("lib."))
     assert schema("Job")["properties"]["kind"]["enum"] == shipped
-    kind = registered()["demo.countdown"]
-    params = schema("DemoCountdownParams")
-    assert set(params["properties"]) == set(kind.params)
-    assert set(params["required"]) == {key for key, p in kind.params.items() if p.required}
-    for key, param in kind.params.items():
-        documented_param = params["properties"][key]
-        assert documented_param["type"] == {int: "integer", float: "number"}[param.type]
-        assert documented_param.get("minimum") == param.minimum
-        assert documented_param.get("maximum") == param.maximum
-        assert documented_param.get("default") == param.default
+    for kind_name, schema_name in [("demo.countdown", "DemoCountdownParams"),
+                                   ("demo.atomic", "DemoAtomicParams")]:
+        kind = registered()[kind_name]
+        params = schema(schema_name)
+        assert set(params["properties"]) == set(kind.params)
+        assert set(params["required"]) == {key for key, p in kind.params.items() if p.required}
+        for key, param in kind.params.items():
+            documented_param = params["properties"][key]
+            assert documented_param["type"] == {int: "integer", float: "number",
+                                                bool: "boolean"}[param.type]
+            assert documented_param.get("minimum") == param.minimum
+            assert documented_param.get("maximum") == param.maximum
+            assert documented_param.get("default") == param.default
 
 
 @pytest.mark.parametrize("segment", ["a", "Ab-9_.~", "...", ".a", "..a", "-", "~", ".",
