@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -23,9 +24,12 @@ from lib.config import Settings
 from lib.kinds import get_kind, is_cancellable
 from lib.model import utcnow
 from lib.publisher import JobPublisher
-from lib.store import CancelResult, DeleteResult, OperationStore
+from lib.store import CancelResult, DeleteResult, OperationStore, request_key
 
 log = logging.getLogger("operations.service")
+# AIP-155: a request id is a UUID, in its canonical 8-4-4-4-12 hex form.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+REQUEST_ID_TTL = timedelta(hours=24)
 
 
 def page_token_key(settings: Settings) -> bytes:
@@ -99,7 +103,9 @@ class OperationsService:
 
         Args:
             parent: where the operation lives (policy and List see this).
-            body: ``{"kind", "params", "timeout"?}``.
+            body: ``{"kind", "params", "requestId"?, "timeout"?}``. A
+                ``requestId`` seen from ``principal`` on ``parent`` within
+                24 h returns the operation it made, and starts nothing.
             principal: who asks.
             operation_template: the new operation's name, ``{id}`` to fill in
                 (default ``{parent}/operations/{id}``).
@@ -108,13 +114,14 @@ class OperationsService:
         If the publish fails, the operation is deleted again (unless something
         already touched it) and the caller gets 503: no orphan is left behind.
         """
-        unknown = sorted(set(body) - {"kind", "params", "timeout"})
+        unknown = sorted(set(body) - {"kind", "params", "requestId", "timeout"})
         if unknown:
             raise errors.invalid_argument(f"Unknown field {unknown[0]!r} in the job.",
                                           "INVALID_JOB")
         kind = get_kind(body.get("kind"))
         params = kind.validate(body.get("params"))
         timeout = self._operation_timeout(body.get("timeout"))
+        request_id = _request_id(body.get("requestId"))
         job_id = self._new_id()
         name = (operation_template or f"{parent}/operations/{{id}}").replace("{id}", job_id)
         try:
@@ -131,7 +138,17 @@ class OperationsService:
         )
         if timeout is not None:
             record["deadline"] = now + timeout
-        self._store.create(record)
+        if request_id is None:
+            self._store.create(record)
+        else:
+            record, created = self._store.create_once(
+                record, request_key=request_key(principal, parent, request_id), now=now,
+                ttl=REQUEST_ID_TTL)
+            if not created:
+                log.info("job create repeated: the request id's operation is returned",
+                         extra={"json_fields": {"operation": record["name"],
+                                                "requestId": request_id}})
+                return model.operation_json(record)
         try:
             self._publisher.publish(record["name"])
         except exceptions.GoogleAPICallError:
@@ -227,6 +244,17 @@ class OperationsService:
                 f"timeout may be at most {self._max_timeout:g}s (MAX_OPERATION_TIMEOUT).",
                 "INVALID_DURATION", limit=f"{self._max_timeout:g}s")
         return timeout
+
+
+def _request_id(value: Any) -> str | None:
+    """A create's ``requestId``: a UUID (AIP-155), lowercased; None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
+        raise errors.invalid_argument(
+            "requestId must be a UUID such as 5f1b4c9e-9b7a-4d8e-8f51-3c2a0c1d7e42.",
+            "INVALID_REQUEST_ID")
+    return value.lower()
 
 
 def _duration(value: Any) -> timedelta:

@@ -93,6 +93,8 @@ LEFT_AT_DEFAULT = {
                          "plain environment variable; checked by its own test",
     "OPERATIONS_SURFACES_FILE": "set only when var.surfaces is given; unset keeps the "
                                 "built-in v1/v3beta1 table (see the surfaces test)",
+    "MAX_OPERATION_TIMEOUT": "the longest create timeout (7 days by default) is an API "
+                             "limit, the same in every deployment",
 }
 # Settings whose default is wrong in the cloud: each function must get them.
 EXPLICIT_EVERYWHERE = {"GOOGLE_CLOUD_PROJECT", "OPERATIONS_COLLECTION", "OPERATIONS_TOPIC"}
@@ -505,6 +507,14 @@ def test_indexes_and_ttl_are_on_the_configured_collection() -> None:
     assert database["name"] == "(default)" and database["type"] == "FIRESTORE_NATIVE"
     # No lock outlives a worker that dies inside a transaction.
     assert database["concurrency_mode"] == "OPTIMISTIC"
+
+
+def test_create_request_ids_expire_by_ttl_next_to_the_operations() -> None:
+    from lib.store import REQUESTS_SUFFIX
+
+    ttl = _resource("google_firestore_field", "request_id_expire_time")
+    assert ttl["collection"] == "${var.collection}" + REQUESTS_SUFFIX
+    assert ttl["field"] == "expireTime" and "ttl_config" in ttl
 
 
 # --- Pub/Sub ------------------------------------------------------------------
