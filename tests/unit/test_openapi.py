@@ -19,6 +19,7 @@ from google.protobuf import duration_pb2
 from google.rpc import status_pb2
 from openapi_spec_validator import validate
 
+from lib import sysparams
 from lib.api import _LIST_PARAMS
 from lib.kinds import registered
 from lib.model import InvalidName, check_name
@@ -101,15 +102,21 @@ def test_each_operation_accepts_any_one_scope_of_its_surface(method, path, opera
     assert all(set(route.scopes) <= set(flow["scopes"]) for flow in flows.values())
 
 
+SYSTEM_PARAMETERS = {"alt", "fields", "prettyPrint", "$.xgafv", "quotaUser", "$requestReason"}
+
+
 @pytest.mark.parametrize(("method", "path", "operation"), documented(),
                          ids=[f"{m} {p}" for m, p, _ in documented()])
-def test_only_list_takes_query_parameters_and_exactly_the_ones_the_api_reads(
+def test_only_list_takes_query_parameters_of_its_own_and_every_path_the_system_ones(
         method, path, operation):
     action = TABLE.match(method, re.sub(r"\{\w+\}", "x", path)).route.action
     query = {resolve(p)["name"] for p in operation.get("parameters", ())
              if resolve(p)["in"] == "query"}
-    own = {"list": set(_LIST_PARAMS), "cancel": {"$requestReason"}}.get(action, set())
-    assert query == own
+    assert query == (set(_LIST_PARAMS) if action == "list" else set())
+    system = {resolve(p)["name"] for p in SPEC["paths"][path].get("parameters", ())
+              if resolve(p)["in"] == "query"}
+    assert system == SYSTEM_PARAMETERS
+    assert system <= set(sysparams.QUERY_PARAMETERS)  # each one documented is accepted
 
 
 @pytest.mark.parametrize(("method", "path", "operation"), documented(),
