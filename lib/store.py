@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import hashlib
+import json
 import random
 import threading
 import time
@@ -27,6 +29,15 @@ from google.cloud.firestore_v1.services.firestore.transports import base as fire
 from lib import errors, model
 
 _ABORT_RETRIES = 6
+# The collection of create request ids (AIP-155), next to the operations one.
+REQUESTS_SUFFIX = "-requests"
+
+
+def request_key(principal: str, parent: str, request_id: str) -> str:
+    """The document id of a create's ``requestId``: scoped to who asked and
+    where, so another caller's identical id is another key."""
+    scoped = json.dumps([principal, parent, request_id], separators=(",", ":"))
+    return hashlib.sha256(scoped.encode()).hexdigest()
 
 
 def continuation_changes(now: datetime) -> dict[str, Any]:
@@ -91,6 +102,8 @@ class OperationStore(Protocol):
     def get(self, name: str) -> dict[str, Any] | None: ...
     def create(self, record: Mapping[str, Any]) -> None: ...
     def discard_unstarted(self, name: str) -> bool: ...
+    def create_once(self, record: Mapping[str, Any], *, request_key: str, now: datetime,
+                    ttl: timedelta) -> tuple[dict[str, Any], bool]: ...
     def cancel(self, name: str, *, principal: str, now: datetime,
                retention: timedelta, reason: str = "",
                cancellable: Callable[[str], bool] | None = None) -> CancelResult: ...
@@ -159,6 +172,7 @@ class FirestoreOperationStore:
         self._client = client
         self._abort_retries = abort_retries
         self._collection = client.collection(collection)
+        self._requests = client.collection(collection + REQUESTS_SUFFIX)
         self.counter = AccessCounter()
 
     def _ref(self, name: str) -> firestore.DocumentReference:
@@ -176,6 +190,18 @@ class FirestoreOperationStore:
         with _translated():
             self._ref(record["name"]).create(dict(record))
         self.counter.add(writes=1)
+
+    def create_once(self, record: Mapping[str, Any], *, request_key: str, now: datetime,
+                    ttl: timedelta) -> tuple[dict[str, Any], bool]:
+        """Creates ``record`` unless ``request_key`` already made an operation
+        that is still there: then returns that one. (record, created).
+
+        One transaction writes the key (kept ``ttl``, for a TTL policy on its
+        ``expireTime``) and the operation together, so two concurrent first
+        calls make exactly one operation. A new key costs one read.
+        """
+        return self._run(_create_once, self._ref(record["name"]),
+                         self._requests.document(request_key), dict(record), now, ttl)
 
     def discard_unstarted(self, name: str) -> bool:
         """Deletes a job that no worker has touched (its publish failed)."""
@@ -344,6 +370,25 @@ def _cancel(transaction: firestore.Transaction, ref: firestore.DocumentReference
         return CancelResult.UNCHANGED, 0
     transaction.update(ref, changes)
     return CancelResult.CHANGED, 1
+
+
+@firestore.transactional
+def _create_once(transaction: firestore.Transaction, ref: firestore.DocumentReference,
+                 key_ref: firestore.DocumentReference, record: dict[str, Any], now: datetime,
+                 ttl: timedelta) -> tuple[tuple[dict[str, Any], bool], int]:
+    key = _record(key_ref.get(transaction=transaction))
+    if key is not None and isinstance(key.get("expireTime"), datetime) \
+            and key["expireTime"] > now and isinstance(key.get("operation"), str):
+        first = ref.parent.document(model.document_id(key["operation"]))
+        existing = _live_record(first.get(transaction=transaction), now)
+        if existing is not None:
+            return (existing, False), 0
+        # Its operation is gone (its publish failed, or it was deleted): the
+        # request is new again.
+    transaction.set(key_ref, {"operation": record["name"], "createTime": now,
+                              "expireTime": now + ttl})
+    transaction.create(ref, record)
+    return (record, True), 2
 
 
 @firestore.transactional
