@@ -165,7 +165,7 @@ def wait_running(api: Callable[..., requests.Response], name: str) -> None:
 
 def stored(stack: Any, name: str, **fields: Any) -> None:
     """An operation written straight to the store (states the worker would take time to reach)."""
-    parent = name.rsplit("/operations/", 1)[0]
+    parent = name.rsplit("/operations/", 1)[0] if "/operations/" in name else "operations"
     record = model.new_job(name=name, parent=parent, target=f"{parent}/jobs/x",
                            kind="demo.countdown", params={"steps": 3}, created_by="test",
                            now=model.utcnow())
@@ -330,6 +330,41 @@ def test_sign_in_lists_operations_with_their_state_and_filters_them(
     message = api("GET", f"/v1/{parent}/operations",
                   params={"filter": "done = maybe"}).json()["error"]["message"]
     expect(page.get_by_role("alert").filter(has_text=message)).to_be_visible()
+
+
+@pytest.mark.parametrize(("parent_of", "surface"), [
+    (lambda unique: "operations", "v1"),
+    (lambda unique: f"projects/p-{unique}", "v3beta1"),
+], ids=["the v1 operations collection", "a v3beta1 project"])
+def test_every_parent_shape_lists_and_opens_on_its_surface(
+        console: Console, stack: Any, unique: str, parent_of: Callable[[str], str],
+        surface: str) -> None:
+    parent = parent_of(unique)
+    name = f"{parent}/operations/shape-{unique}" if surface == "v3beta1" else f"operations/{unique}"
+    target = f"{parent}/jobs/{unique}"
+    stored(stack, name, target=target)
+    console.sign_in(stack.token())
+    console.show(parent, f'metadata.target = "{target}"')
+    expect(console.row(name)).to_contain_text("Queued")
+    console.page.get_by_role("link", name=name).click()
+    commands = console.page.locator("pre")
+    expect(commands.filter(has_text="curl")).to_contain_text(f"{stack.url}/{surface}/{name}")
+    cli = commands.filter(has_text="lib.cli")
+    if surface == "v1":
+        expect(cli).not_to_contain_text("--surface")
+    else:
+        expect(cli).to_contain_text(f"--surface {surface}")
+    assert any(f"/{surface}/{name}" in url for url in console.requests)
+
+
+def test_a_parent_no_surface_serves_is_refused_before_any_call(
+        console: Console, stack: Any) -> None:
+    console.sign_in(stack.token())
+    expect(console.page.get_by_label("Parent")).to_be_visible()
+    calls = len(console.requests)
+    console.show("projects/a/b")
+    expect(console.page.get_by_role("alert")).to_contain_text("Parent must be operations")
+    assert len(console.requests) == calls
 
 
 def test_pages_come_from_next_page_token(
