@@ -75,3 +75,11 @@ def test_the_shipped_console_builds_and_weighs_under_100_kb() -> None:
     assert bundle.page.body.startswith(b"<!doctype html>")
     served = [bundle.page, *bundle.assets.values()]
     assert sum(len(f.gzipped or f.body) for f in served) < 100 * 1024
+
+
+def test_nothing_is_read_until_the_first_request(tmp_path: Path) -> None:
+    site = console.Console(tmp_path / "not-there-yet")  # constructing reads nothing
+    with pytest.raises(FileNotFoundError):
+        site.bundle()
+    _site(tmp_path, {"index.html": "<p>hi</p>"})
+    assert console.Console(tmp_path).bundle().page.body == b"<p>hi</p>"
