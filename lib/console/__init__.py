@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Mapping
@@ -27,6 +28,8 @@ import flask
 from google.api_core import exceptions
 
 from lib import errors
+
+log = logging.getLogger("operations.console")
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE = "index.html"
@@ -154,6 +157,16 @@ class Console:
         # functions-framework (which reads every body after the response)
         # neither waits for nor buffers one; gunicorn drains what arrives.
         request._cached_data = b""
+        try:
+            response = self._answer(request, path)
+        except (OSError, UnicodeDecodeError, ValueError):
+            # A bundle deployed without its files: logged here, never shown.
+            log.exception("the console's files cannot be served")
+            response = _error(errors.internal_error())
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    def _answer(self, request: flask.Request, path: str) -> flask.Response:
         if request.method not in ("GET", "HEAD"):
             response = _error(errors.error(
                 exceptions.MethodNotAllowed,
@@ -169,7 +182,6 @@ class Console:
             else:
                 response = _error(errors.error(exceptions.NotFound, "No such path.",
                                                "PATH_NOT_FOUND"))
-        response.headers.update(SECURITY_HEADERS)
         return response
 
 

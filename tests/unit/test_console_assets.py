@@ -83,3 +83,17 @@ def test_nothing_is_read_until_the_first_request(tmp_path: Path) -> None:
         site.bundle()
     _site(tmp_path, {"index.html": "<p>hi</p>"})
     assert console.Console(tmp_path).bundle().page.body == b"<p>hi</p>"
+
+
+def test_a_bundle_without_its_files_answers_a_generic_500_with_the_headers(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import flask
+
+    app = flask.Flask(__name__)
+    with app.test_request_context("/console"):
+        response = console.Console(tmp_path / "missing").respond(flask.request, "/console")
+    assert response.status_code == 500
+    assert response.get_json()["error"]["message"] == "Internal error."
+    assert response.headers["Content-Security-Policy"] == console.CONTENT_SECURITY_POLICY
+    assert "missing" not in response.get_data(as_text=True)
+    assert "cannot be served" in caplog.text
