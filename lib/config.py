@@ -29,6 +29,9 @@ Environment variables (all optional):
     HEARTBEAT_SECONDS               lease renewal and cancel poll (default 5)
     PROGRESS_MIN_INTERVAL_SECONDS   progress write throttle (default 1)
     CANCEL_LISTENER                 "false" leaves cancellation to the poll
+    CANCEL_GRACE_SECONDS            how long a handler may run on after it saw its
+                                    cancel before the worker ends the operation
+                                    without it (default 30; a kind may set its own)
     MAX_ATTEMPTS                    tries of a job whose handler fails for an
                                     unexpected reason, or whose workers keep
                                     dying, before it ends with an error (default 3)
@@ -39,6 +42,8 @@ Environment variables (all optional):
                                     limit of a Pub/Sub-triggered function)
     SWEEP_QUEUED_AFTER_SECONDS      a QUEUED operation older than this is
                                     re-published by the sweep (default 120)
+    LIST_SCAN_LIMIT                 documents one List call reads at most for a
+                                    filter Firestore cannot run (default 1000)
     RETENTION_DAYS                  ``expireTime`` of finished operations
                                     (default 30, AIP-151)
     LOG_LEVEL                       minimum log severity (default INFO)
@@ -95,10 +100,12 @@ class Settings:
     heartbeat_seconds: float = 5.0
     progress_min_interval_seconds: float = 1.0
     cancel_listener: bool = True
+    cancel_grace_seconds: float = 30.0
     max_attempts: int = 3
     retry_backoff_seconds: float = 1.0
     slice_seconds: float = 480.0
     sweep_queued_after_seconds: float = 120.0
+    list_scan_limit: int = 1000
     retention_days: float = 30.0
     log_level: str = "INFO"
     page_token_secret: str | None = None
@@ -133,10 +140,12 @@ class Settings:
                 env, "PROGRESS_MIN_INTERVAL_SECONDS", 1.0, 0, 60
             ),
             cancel_listener=_bool(env, "CANCEL_LISTENER", default=True),
+            cancel_grace_seconds=_float(env, "CANCEL_GRACE_SECONDS", 30.0, 0, 3600),
             max_attempts=_int(env, "MAX_ATTEMPTS", 3, 1, 100),
             retry_backoff_seconds=_float(env, "RETRY_BACKOFF_SECONDS", 1.0, 0, 300),
             slice_seconds=_float(env, "SLICE_SECONDS", 480.0, 0.1, 3600),
             sweep_queued_after_seconds=_float(env, "SWEEP_QUEUED_AFTER_SECONDS", 120.0, 1, 86400),
+            list_scan_limit=_int(env, "LIST_SCAN_LIMIT", 1000, 10, 100_000),
             retention_days=_float(env, "RETENTION_DAYS", 30.0, 0.0001, 3650),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             page_token_secret=env.get("PAGE_TOKEN_SECRET") or None,

@@ -187,11 +187,14 @@ def cancelled_changes(*, now: datetime, retention: timedelta,
     }
 
 
-def deadline_changes(*, now: datetime, retention: timedelta) -> dict[str, Any]:
-    """Ended by its deadline: code 4 DEADLINE_EXCEEDED, never code 1."""
+def deadline_changes(*, now: datetime, retention: timedelta,
+                     forced: bool = False) -> dict[str, Any]:
+    """Ended by its deadline: code 4 DEADLINE_EXCEEDED, never code 1 (``forced``:
+    the handler did not stop within its grace and was ended without it)."""
     return {
         **_finished(State.FAILED, now, retention),
-        "error": error_record(code_pb2.DEADLINE_EXCEEDED, DEADLINE_MESSAGE, DEADLINE_EXCEEDED),
+        "error": error_record(code_pb2.DEADLINE_EXCEEDED, DEADLINE_MESSAGE, DEADLINE_EXCEEDED,
+                              {"forced": "true"} if forced else None),
         "statusMessage": "Deadline exceeded.",
     }
 

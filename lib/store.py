@@ -93,22 +93,27 @@ class OperationStore(Protocol):
     def cancel(self, name: str, *, principal: str, now: datetime,
                retention: timedelta) -> CancelResult: ...
     def claim(self, name: str, *, owner: str, now: datetime,
-              lease_seconds: float) -> Claim | None: ...
-    def renew(self, name: str, lease: Lease, *, now: datetime,
-              lease_seconds: float) -> dict[str, Any]: ...
+              retention: timedelta) -> Claim | None: ...
+    def renew_instance(self, owner: str, *, now: datetime, lease_seconds: float) -> None: ...
     def update_running(self, name: str, lease: Lease, changes: Mapping[str, Any]) -> None: ...
     def release_for_continuation(self, name: str, lease: Lease, *, now: datetime) -> None: ...
     def finish(self, name: str, lease: Lease,
                changes: Callable[[Mapping[str, Any]], dict[str, Any]],
-               expired_at: datetime | None = None) -> bool: ...
+               instance_dead_at: datetime | None = None) -> bool: ...
     def delete(self, name: str, *, now: datetime) -> DeleteResult: ...
     def list_page(self, parent: str, *, matches: Callable[[Mapping[str, Any]], bool],
                   equalities: Mapping[str, Any], bounds: list[tuple[str, datetime]],
                   size: int, after: tuple[datetime, str] | None, now: datetime) -> Page: ...
     def stale_running(self, now: datetime, limit: int) -> list[dict[str, Any]]: ...
     def stale_queued(self, updated_before: datetime, limit: int) -> list[dict[str, Any]]: ...
+    def overdue_queued(self, now: datetime, limit: int) -> list[dict[str, Any]]: ...
+    def end_overdue(self, name: str, *, now: datetime, retention: timedelta) -> bool: ...
+    def forget_dead_instances(self, now: datetime, limit: int) -> int: ...
     def watch(self, name: str,
               on_change: Callable[[dict[str, Any] | None], None]) -> Unsubscribe: ...
+    def watch_held(self, owner: str,
+                   on_change: Callable[[str, dict[str, Any] | None], None]) -> Unsubscribe: ...
+    def cancels_held(self, owner: str) -> list[dict[str, Any]]: ...
 
 
 class AccessCounter:
@@ -157,6 +162,10 @@ class FirestoreOperationStore:
         self._client = client
         self._abort_retries = abort_retries
         self._collection = client.collection(collection)
+        # One document per worker instance (process): its lease. The jobs it
+        # runs point at it (``lease.owner``), so one write per heartbeat keeps
+        # all of them alive; each job keeps its own fencing token.
+        self._instances = client.collection(f"{collection}-instances")
         self.counter = AccessCounter()
 
     def _ref(self, name: str) -> firestore.DocumentReference:
@@ -184,12 +193,21 @@ class FirestoreOperationStore:
         return self._run(_cancel, self._ref(name), principal, now, retention)
 
     def claim(self, name: str, *, owner: str, now: datetime,
-              lease_seconds: float) -> Claim | None:
-        return self._run(_claim, self._ref(name), owner, now, lease_seconds)
+              retention: timedelta) -> Claim | None:
+        """QUEUED (or RUNNING under a dead instance) → RUNNING under ``owner``,
+        with a new fencing token. None when there is nothing to run: missing,
+        done, held by a live instance, or past its deadline (then ended so)."""
+        return self._run(_claim, self._ref(name), self._instances, owner, now, retention)
 
-    def renew(self, name: str, lease: Lease, *, now: datetime,
-              lease_seconds: float) -> dict[str, Any]:
-        return self._run(_renew, self._ref(name), lease, now, lease_seconds)
+    def renew_instance(self, owner: str, *, now: datetime, lease_seconds: float) -> None:
+        """Extends the lease of every job ``owner`` runs: one write."""
+        expires = now + timedelta(seconds=lease_seconds)
+        with _translated():
+            self._instances.document(owner).set(
+                {"owner": owner, "expireTime": expires,
+                 # For a Firestore TTL policy: a dead instance's document goes too.
+                 "deleteTime": expires + timedelta(days=1)})
+        self.counter.add(writes=1)
 
     def update_running(self, name: str, lease: Lease, changes: Mapping[str, Any]) -> None:
         self._run(_update_running, self._ref(name), lease, dict(changes))
@@ -200,10 +218,12 @@ class FirestoreOperationStore:
 
     def finish(self, name: str, lease: Lease,
                changes: Callable[[Mapping[str, Any]], dict[str, Any]],
-               expired_at: datetime | None = None) -> bool:
+               instance_dead_at: datetime | None = None) -> bool:
         """Writes ``changes(record)`` if ``lease`` still holds the operation (and,
-        with ``expired_at``, only if the lease had expired by then: the sweep)."""
-        return self._run(_finish, self._ref(name), lease, changes, expired_at)
+        with ``instance_dead_at``, only if the holder's instance lease had
+        expired by then: the sweep never ends the work of a live worker)."""
+        instances = self._instances if instance_dead_at is not None else None
+        return self._run(_finish, self._ref(name), lease, changes, instances, instance_dead_at)
 
     def delete(self, name: str, *, now: datetime) -> DeleteResult:
         return self._run(_delete, self._ref(name), now)
@@ -250,10 +270,42 @@ class FirestoreOperationStore:
             chunk = min(chunk * 2, 1000)
 
     def stale_running(self, now: datetime, limit: int) -> list[dict[str, Any]]:
-        """RUNNING operations whose lease expired: their worker is gone."""
-        query = (self._collection.where(filter=FieldFilter("state", "==", "RUNNING"))
-                 .where(filter=FieldFilter("lease.expireTime", "<", now)).limit(limit))
+        """RUNNING operations whose instance lease expired: their worker is gone."""
+        dead = self._query(self._instances.where(
+            filter=FieldFilter("expireTime", "<", now)).limit(limit))
+        records: list[dict[str, Any]] = []
+        for instance in dead:
+            query = (self._collection.where(filter=FieldFilter("lease.owner", "==",
+                                                               instance["owner"]))
+                     .where(filter=FieldFilter("state", "==", "RUNNING")).limit(limit))
+            records += self._query(query)
+            if len(records) >= limit:
+                break
+        return records[:limit]
+
+    def forget_dead_instances(self, now: datetime, limit: int) -> int:
+        """Deletes expired instance documents that no operation points at any
+        more (their jobs were claimed by others or ended); returns how many."""
+        forgotten = 0
+        for instance in self._query(self._instances.where(
+                filter=FieldFilter("expireTime", "<", now)).limit(limit)):
+            held = self._collection.where(filter=FieldFilter(
+                "lease.owner", "==", instance["owner"])).limit(1)
+            if not self._query(held):
+                forgotten += self._run(_forget_instance,
+                                       self._instances.document(instance["owner"]), now)
+        return forgotten
+
+    def overdue_queued(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """QUEUED operations past their deadline: they end without running."""
+        query = (self._collection.where(filter=FieldFilter("state", "==", "QUEUED"))
+                 .where(filter=FieldFilter("deadline", "<", now)).limit(limit))
         return self._query(query)
+
+    def end_overdue(self, name: str, *, now: datetime, retention: timedelta) -> bool:
+        """Ends a QUEUED operation past its deadline (code 4); False if it is
+        not (any more) both."""
+        return self._run(_end_overdue, self._ref(name), now, retention)
 
     def stale_queued(self, updated_before: datetime, limit: int) -> list[dict[str, Any]]:
         """QUEUED operations, new or continuing, unclaimed for longer than a
@@ -279,6 +331,29 @@ class FirestoreOperationStore:
 
         watch = self._ref(name).on_snapshot(on_snapshot)
         return watch.unsubscribe
+
+    def watch_held(self, owner: str,
+                   on_change: Callable[[str, dict[str, Any] | None], None]) -> Unsubscribe:
+        """One listener for every operation ``owner`` holds: ``on_change(name,
+        record)`` on each change, ``record`` None once it left the set (ended,
+        deleted, or taken over by another instance)."""
+
+        def on_snapshot(_snapshots: list[Any], changes: list[Any], _read_time: Any) -> None:
+            for change in changes:
+                record = change.document.to_dict() or {}
+                name = record.get("name")
+                if isinstance(name, str):
+                    on_change(name, None if change.type.name == "REMOVED" else record)
+
+        query = self._collection.where(filter=FieldFilter("lease.owner", "==", owner))
+        return query.on_snapshot(on_snapshot).unsubscribe
+
+    def cancels_held(self, owner: str) -> list[dict[str, Any]]:
+        """The listener's fallback: operations ``owner`` holds whose cancel was
+        requested (usually none: one read)."""
+        query = (self._collection.where(filter=FieldFilter("lease.owner", "==", owner))
+                 .where(filter=FieldFilter("cancelRequested", "==", True)))
+        return self._query(query)
 
     def _run(self, body: Callable[..., Any], ref: firestore.DocumentReference, *args: Any) -> Any:
         """Runs a transaction body; counts its reads and writes.
@@ -344,24 +419,52 @@ def _discard_unstarted(transaction: firestore.Transaction,
 
 @firestore.transactional
 def _claim(transaction: firestore.Transaction, ref: firestore.DocumentReference,
-           owner: str, now: datetime, lease_seconds: float) -> tuple[Claim | None, int]:
+           instances: firestore.CollectionReference, owner: str, now: datetime,
+           retention: timedelta) -> tuple[Claim | None, int]:
     record = _record(ref.get(transaction=transaction))
     if record is None or record.get("done"):
         return None, 0
-    lease = record.get("lease")
-    if record.get("state") == model.State.RUNNING.value and lease and lease["expireTime"] > now:
-        return None, 0  # another worker holds it: a duplicate delivery does no work
-    token = int((lease or {}).get("token", 0)) + 1
+    lease = record.get("lease") or {}
+    if record.get("state") == model.State.RUNNING.value and lease:
+        holder = _record(instances.document(lease["owner"]).get(transaction=transaction))
+        if holder is not None and holder["expireTime"] > now:
+            return None, 0  # a live instance runs it: a duplicate delivery does no work
+    deadline = record.get("deadline")
+    if deadline is not None and deadline <= now:
+        transaction.update(ref, model.deadline_changes(now=now, retention=retention))
+        return None, 1
+    token = int(lease.get("token", 0)) + 1
     changes = {
         "state": model.State.RUNNING.value,
         "attempt": int(record.get("attempt", 0)) + 1,
-        "lease": {"owner": owner, "token": token,
-                  "expireTime": now + timedelta(seconds=lease_seconds)},
+        "lease": {"owner": owner, "token": token},
+        "claimTime": now,
         "statusMessage": "Running.",
         "updateTime": now,
     }
     transaction.update(ref, changes)
     return Claim(record={**record, **changes}, lease=Lease(owner, token)), 1
+
+
+@firestore.transactional
+def _end_overdue(transaction: firestore.Transaction, ref: firestore.DocumentReference,
+                 now: datetime, retention: timedelta) -> tuple[bool, int]:
+    record = _record(ref.get(transaction=transaction))
+    if (record is None or record.get("state") != model.State.QUEUED.value
+            or record.get("deadline") is None or record["deadline"] > now):
+        return False, 0
+    transaction.update(ref, model.deadline_changes(now=now, retention=retention))
+    return True, 1
+
+
+@firestore.transactional
+def _forget_instance(transaction: firestore.Transaction, ref: firestore.DocumentReference,
+                     now: datetime) -> tuple[int, int]:
+    instance = _record(ref.get(transaction=transaction))
+    if instance is None or instance["expireTime"] >= now:
+        return 0, 0  # renewed meanwhile: it is alive after all
+    transaction.delete(ref)
+    return 1, 1
 
 
 @firestore.transactional
@@ -388,14 +491,6 @@ def _held(snapshot: Any, lease: Lease) -> dict[str, Any]:
 
 
 @firestore.transactional
-def _renew(transaction: firestore.Transaction, ref: firestore.DocumentReference, lease: Lease,
-           now: datetime, lease_seconds: float) -> tuple[dict[str, Any], int]:
-    record = _held(ref.get(transaction=transaction), lease)
-    transaction.update(ref, {"lease.expireTime": now + timedelta(seconds=lease_seconds)})
-    return record, 1
-
-
-@firestore.transactional
 def _update_running(transaction: firestore.Transaction, ref: firestore.DocumentReference,
                     lease: Lease, changes: dict[str, Any]) -> tuple[None, int]:
     _held(ref.get(transaction=transaction), lease)
@@ -406,13 +501,16 @@ def _update_running(transaction: firestore.Transaction, ref: firestore.DocumentR
 @firestore.transactional
 def _finish(transaction: firestore.Transaction, ref: firestore.DocumentReference, lease: Lease,
             changes: Callable[[Mapping[str, Any]], dict[str, Any]],
-            expired_at: datetime | None) -> tuple[bool, int]:
+            instances: firestore.CollectionReference | None,
+            instance_dead_at: datetime | None) -> tuple[bool, int]:
     try:
         record = _held(ref.get(transaction=transaction), lease)
     except LeaseLost:
         return False, 0  # done by someone else, deleted, or taken over: write nothing
-    if expired_at is not None and record["lease"]["expireTime"] > expired_at:
-        return False, 0  # the worker renewed its lease after all: it is alive
+    if instances is not None and instance_dead_at is not None:
+        holder = _record(instances.document(lease.owner).get(transaction=transaction))
+        if holder is not None and holder["expireTime"] > instance_dead_at:
+            return False, 0  # the worker renewed its lease after all: it is alive
     transaction.update(ref, changes(record))
     return True, 1
 

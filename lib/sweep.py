@@ -1,17 +1,20 @@
 """The recovery sweep: what a dead worker or a lost message left behind.
 
 Run every minute (Cloud Scheduler → Pub/Sub → ``operations_sweep``; a timer in
-the local stack). It re-publishes RUNNING operations whose lease expired (the
-next claim takes them over, fenced by a new lease token), fails those that
-have used up their attempts, finishes as cancelled those whose cancel was
-requested before their worker died, and re-publishes QUEUED operations whose
-first message seems lost. Re-publishing is always safe: a claim is idempotent.
+the local stack). For RUNNING operations whose worker instance's lease expired
+it ends those whose cancel was requested (CANCELLED, ``CANCEL_FORCED``: the
+handler never stopped by itself) or whose deadline passed (code 4), fails
+those that have used up their attempts, and re-publishes the rest (the next
+claim takes them over, fenced by a new lease token). It ends QUEUED
+operations past their deadline, re-publishes QUEUED operations whose message
+seems lost, and forgets dead instances nothing points at any more.
+Re-publishing is always safe: a claim is idempotent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,7 +52,8 @@ class RecoverySweep:
     def run(self) -> dict[str, int]:
         """One pass; returns what it did, by outcome."""
         now = self._clock()
-        report = {"republished": 0, "cancelled": 0, "failed": 0, "requeued": 0, "errors": 0}
+        report = {"republished": 0, "cancelled": 0, "failed": 0, "requeued": 0,
+                  "deadline": 0, "errors": 0}
         for record in self._store.stale_running(now, BATCH):
             try:
                 outcome = self._recover(record, now)
@@ -61,25 +65,40 @@ class RecoverySweep:
                     "operation": record["name"], "reason": errors.reason(exc)}})
                 outcome = "errors"
             report[outcome] += 1
+        for record in self._store.overdue_queued(now, BATCH):
+            # A claim ends it too; this is for a message that comes late or never.
+            ended = self._store.end_overdue(record["name"], now=now, retention=self._retention)
+            report["deadline"] += int(ended)
         stale = now - timedelta(seconds=self._settings.sweep_queued_after_seconds)
         for record in self._store.stale_queued(stale, BATCH):
             report["requeued" if self._publish(record["name"]) else "errors"] += 1
+        self._store.forget_dead_instances(now, BATCH)
         log.info("sweep done", extra={"json_fields": report})
         return report
 
     def _recover(self, record: dict[str, Any], now: datetime) -> str:
         name = record["name"]
         lease = Lease(record["lease"]["owner"], record["lease"]["token"])
+
+        def end(changes: Callable[[Mapping[str, Any]], dict[str, Any]]) -> bool:
+            return self._store.finish(name, lease, changes, instance_dead_at=now)
+
         if record.get("cancelRequested"):
-            done = self._store.finish(name, lease, lambda _r: model.cancelled_changes(
-                now=self._clock(), retention=self._retention), expired_at=now)
+            # Its worker died without stopping the handler: a forced end.
+            done = end(lambda current: model.cancelled_changes(
+                now=self._clock(), retention=self._retention, reason=model.CANCEL_FORCED,
+                info=model.cancel_info(current)))
             return "cancelled" if done else "errors"
+        deadline = record.get("deadline")
+        if deadline is not None and deadline <= now:
+            done = end(lambda _current: model.deadline_changes(
+                now=self._clock(), retention=self._retention, forced=True))
+            return "deadline" if done else "errors"
         tries = int(record.get("attempt", 0)) - int(record.get("continuations", 0))
         if tries >= self._settings.max_attempts:
             message = f"Gave up after {tries} attempts; the last worker was lost."
-            done = self._store.finish(name, lease, lambda _r: model.failed_changes(
-                code_pb2.ABORTED, message, now=self._clock(), retention=self._retention),
-                expired_at=now)
+            done = end(lambda _current: model.failed_changes(
+                code_pb2.ABORTED, message, now=self._clock(), retention=self._retention))
             return "failed" if done else "errors"
         return "republished" if self._publish(name) else "errors"
 

@@ -1,11 +1,13 @@
 """The worker: claim an operation, run its kind's handler, honor cancellation,
 finalize.
 
-Cancellation reaches a running handler by push: a Firestore listener on the
-operation document sets ``cancelled`` as soon as ``cancelRequested`` turns
-true. The heartbeat that renews the lease reads the document too, so a dead
-listener only makes cancellation slower, never lost. Every write after the
-claim is fenced by the lease token: a worker that lost its lease writes nothing.
+A Pub/Sub message names an operation; the claim (a transaction) makes it
+RUNNING under this process's instance lease with a new fencing token. The
+process's ``WorkerInstance`` pushes a cancel to the handler's context within
+milliseconds, keeps its deadline and grace clocks, and forces the end of a
+handler that ignores its cancel. Every write after the claim is fenced by the
+token: a worker that lost its lease, or whose handler was forced, writes
+nothing.
 """
 
 from __future__ import annotations
@@ -14,11 +16,7 @@ import base64
 import binascii
 import json
 import logging
-import os
-import socket
-import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,10 +26,12 @@ from google.rpc import code_pb2
 
 from lib import errors, model
 from lib.config import Settings
+from lib.instance import WorkerInstance
 from lib.kinds import registered
 from lib.model import utcnow
 from lib.publisher import JobPublisher
-from lib.store import Claim, Lease, LeaseLost, OperationStore
+from lib.running import DEADLINE, LEASE_LOST, RunningJob, SliceEnded, fields
+from lib.store import Lease, LeaseLost, OperationStore
 
 log = logging.getLogger("operations.worker")
 
@@ -40,12 +40,7 @@ _FINISH_TRIES = 5
 # Handler failures worth another try: anything unexpected, and these codes.
 _TRANSIENT = (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded)
 
-
-class SliceEnded(BaseException):
-    """Raised at a checkpoint once the invocation's time slice is used up.
-
-    A BaseException, so a handler's ``except Exception`` does not swallow it.
-    """
+__all__ = ["OperationWorker", "Redeliver", "SliceEnded", "job_name"]
 
 
 class Redeliver(Exception):
@@ -64,116 +59,6 @@ def job_name(cloud_event: Any) -> str | None:
         return None
 
 
-class RunningJob:
-    """The JobContext a handler gets (see ``lib.kinds.JobContext``)."""
-
-    def __init__(self, store: OperationStore, claim: Claim, settings: Settings,
-                 clock: Callable[[], datetime], monotonic: Callable[[], float]) -> None:
-        self.name: str = claim.record["name"]
-        self.cancelled = threading.Event()
-        self.lease_lost = threading.Event()
-        self.state: Mapping[str, Any] = dict(claim.record.get("checkpoint") or {})
-        self._store = store
-        self._lease = claim.lease
-        self._settings = settings
-        self._clock = clock
-        self._monotonic = monotonic
-        self._pending: dict[str, Any] = {}
-        self._last_write = float("-inf")
-        self._write_lock = threading.Lock()
-        self._cleanups: list[Callable[[], None]] = []
-        self._cleaned_up = False
-        self._slice_ends = monotonic() + settings.slice_seconds
-        if claim.record.get("cancelRequested"):
-            self.cancelled.set()
-
-    # The handler's API.
-
-    def raise_if_cancelled(self) -> None:
-        if self.cancelled.is_set():
-            raise exceptions.Cancelled(model.CANCELLED_MESSAGE)
-
-    def sleep(self, seconds: float) -> None:
-        if self.cancelled.wait(seconds):
-            raise exceptions.Cancelled(model.CANCELLED_MESSAGE)
-
-    def report_progress(self, percent: int, message: str | None = None) -> None:
-        self._pending["progressPercent"] = max(0, min(100, int(percent)))
-        if message is not None:
-            self._pending["statusMessage"] = str(message)[:1024]
-        self._flush()
-
-    def checkpoint(self, state: Mapping[str, Any]) -> None:
-        self.state = dict(state)
-        self._pending["checkpoint"] = dict(state)
-        if self._monotonic() >= self._slice_ends and not self.cancelled.is_set():
-            self._flush(force=True)
-            if not self.lease_lost.is_set() and not self._pending:
-                raise SliceEnded  # only once the checkpoint is saved
-        self._flush()
-
-    def on_cancel(self, callback: Callable[[], None]) -> None:
-        self._cleanups.append(callback)
-
-    # The worker's side.
-
-    def observe(self, record: Mapping[str, Any] | None) -> None:
-        """Listener and heartbeat callback: the document as it is now.
-
-        Deleted: nothing can be written any more, but DeleteOperation does not
-        cancel, so the handler is not stopped. Finished by someone else (the
-        sweep) or cancel requested: the handler stops.
-        """
-        if record is None:
-            self.lease_lost.set()
-        elif record.get("done"):
-            self.lease_lost.set()
-            self.cancelled.set()
-        elif record.get("cancelRequested"):
-            self.cancelled.set()
-
-    def lose_lease(self, lost: LeaseLost) -> None:
-        self.lease_lost.set()
-        if not lost.deleted:
-            self.cancelled.set()  # another worker runs it now, or it is done: stop
-
-    def run_cleanups(self) -> None:
-        """Runs the on_cancel callbacks, once."""
-        if self._cleaned_up:
-            return
-        self._cleaned_up = True
-        for callback in self._cleanups:
-            try:
-                callback()
-            except Exception:
-                log.exception("on_cancel callback failed", extra=_fields(operation=self.name))
-
-    def note_retry(self, attempt: int, error: str, delay: float) -> None:
-        """Records a retry: the attempt count and why, visible in metadata."""
-        self._pending.update(attempt=attempt,
-                             statusMessage=f"Retrying in {delay:g}s after: {error}"[:1024])
-        self._flush(force=True)
-
-    def _flush(self, force: bool = False) -> None:
-        """Writes pending progress/checkpoint, at most once per throttle interval."""
-        with self._write_lock:
-            interval = self._settings.progress_min_interval_seconds
-            due = self._monotonic() - self._last_write >= interval
-            if not self._pending or not (due or force) or self.lease_lost.is_set():
-                return
-            changes, self._pending = {**self._pending, "updateTime": self._clock()}, {}
-            self._last_write = self._monotonic()
-            try:
-                self._store.update_running(self.name, self._lease, changes)
-            except LeaseLost as lost:
-                self.lose_lease(lost)
-            except exceptions.GoogleAPICallError:
-                # Progress is not the job: keep it for the next write rather
-                # than fail the handler on the store's trouble.
-                self._pending = {**changes, **self._pending}
-                log.warning("progress write failed; will retry", extra=_fields(operation=self.name))
-
-
 class OperationWorker:
     """Runs operations named by Pub/Sub messages."""
 
@@ -187,8 +72,8 @@ class OperationWorker:
         self._settings = settings
         self._clock = clock
         self._monotonic = monotonic
-        self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._retention = timedelta(days=settings.retention_days)
+        self.instance = WorkerInstance(store, settings, clock, monotonic, owner)
 
     def handle_message(self, cloud_event: Any) -> None:
         name = job_name(cloud_event)
@@ -199,34 +84,34 @@ class OperationWorker:
         try:
             self.run(name)
         except exceptions.GoogleAPICallError as exc:
-            log.warning("delivery failed; Pub/Sub will deliver it again", extra=_fields(
+            log.warning("delivery failed; Pub/Sub will deliver it again", extra=fields(
                 operation=name, reason=errors.reason(exc)))
             raise Redeliver(name) from exc
 
     def run(self, name: str) -> str:
-        """Claims and runs ``name``; returns what happened (for logs and tests)."""
-        claim = self._store.claim(name, owner=self._owner, now=self._clock(),
-                                  lease_seconds=self._settings.lease_seconds)
+        """Claims and runs ``name``; returns what happened (for logs and tests):
+        ``skipped``, ``succeeded``, ``failed``, ``cancelled``, ``deadline``,
+        ``forced``, ``continued``, ``lease_lost`` or ``deleted``."""
+        self.instance.ensure_alive()
+        claim = self._store.claim(name, owner=self.instance.owner, now=self._clock(),
+                                  retention=self._retention)
         if claim is None:
-            log.info("nothing to run: missing, done or held by another worker",
-                     extra=_fields(operation=name))
+            log.info("nothing to run: missing, done, past its deadline or held by a live worker",
+                     extra=fields(operation=name))
             return "skipped"
-        job = RunningJob(self._store, claim, self._settings, self._clock, self._monotonic)
-        stop = threading.Event()
-        unsubscribe = (self._store.watch(name, job.observe)
-                       if self._settings.cancel_listener else None)
-        heartbeat = threading.Thread(target=self._heartbeat, args=(job, claim.lease, stop),
-                                     name=f"heartbeat {name}", daemon=True)
-        heartbeat.start()
-        log.info("running", extra=_fields(operation=name, attempt=claim.record["attempt"]))
+        kind = registered().get(claim.record.get("kind", ""))
+        if kind is None:
+            return self._finish_unrunnable(name, claim.lease, claim.record.get("kind"))
+        job = RunningJob(self._store, claim, kind, self._settings, self._clock, self._monotonic)
+        self.instance.add(job)
         try:
+            if claim.record.get("cancelRequested"):
+                job.observe(claim.record)
+            log.info("running", extra=fields(operation=name, attempt=claim.record["attempt"]))
             outcome = self._run_with_retries(job, claim.record)
+            return self._finish(job, outcome)
         finally:
-            stop.set()
-            if unsubscribe is not None:
-                unsubscribe()
-            heartbeat.join()
-        return self._finish(job, claim.lease, outcome)
+            self.instance.remove(job)
 
     def _run_with_retries(self, job: RunningJob, record: Mapping[str, Any]) -> dict[str, Any]:
         """Runs the handler; retries an unexpected failure with exponential
@@ -236,22 +121,24 @@ class OperationWorker:
         while True:
             outcome = self._run_handler(job, record)
             if not outcome.pop("retryable", False) or tries >= self._settings.max_attempts:
-                return outcome
+                break
             delay = self._settings.retry_backoff_seconds * 2 ** (tries - 1)
             tries += 1
             attempt += 1
             job.note_retry(attempt, outcome["error"][1], delay)
             if job.cancelled.wait(delay) or job.lease_lost.is_set():
-                return {"cancelled": True}
+                outcome = {"cancelled": True}
+                break
+        with job.lock:
+            # From here a cancel is too late to change the outcome: what the
+            # handler returned is written, and its cleanups do not run.
+            job.returned = True
+        return outcome
 
     def _run_handler(self, job: RunningJob, record: Mapping[str, Any]) -> dict[str, Any]:
-        kind = registered().get(record.get("kind", ""))
-        if kind is None:
-            message = f"Kind {record.get('kind')!r} is not served by this worker."
-            return {"error": (code_pb2.UNIMPLEMENTED, message)}
         try:
             job.raise_if_cancelled()
-            response = kind.handler(job, dict(record.get("params") or {}))
+            response = job.kind.handler(job, dict(record.get("params") or {}))
             return {"response": dict(response or {})}
         except exceptions.Cancelled as exc:
             if job.cancelled.is_set():
@@ -265,91 +152,100 @@ class OperationWorker:
             code = exc.grpc_status_code.value[0] if exc.grpc_status_code else code_pb2.UNKNOWN
             return {"error": (code, exc.message), "retryable": isinstance(exc, _TRANSIENT)}
         except Exception:
-            log.exception("handler failed", extra=_fields(operation=job.name))
+            log.exception("handler failed", extra=fields(operation=job.name))
             return {"error": (code_pb2.INTERNAL, "The job failed with an internal error."),
                     "retryable": True}
 
-    def _continue(self, job: RunningJob, lease: Lease) -> str:
+    def _finish(self, job: RunningJob, outcome: dict[str, Any]) -> str:
+        """Writes the outcome, fenced by the lease, unless the handler was
+        forced (its end is written already) or its lease is gone."""
+        if job.forced:
+            log.info("a forced handler returned; its outcome is discarded",
+                     extra=fields(operation=job.name))
+            return "forced"
+        cancellation = job.cancellation
+        stopped = cancellation is not None and cancellation.cause != LEASE_LOST
+        if "continue" in outcome and not stopped:
+            return self._continue(job)
+        if stopped and not job.lease_lost.is_set():
+            job.run_cleanups()
+        ack = job.unwritten_ack()
+        written: list[str] = []
+
+        def changes(record: Mapping[str, Any]) -> dict[str, Any]:
+            now = self._clock()
+            if stopped and cancellation is not None and cancellation.cause == DEADLINE:
+                written[:] = ["deadline"]
+                ended = model.deadline_changes(now=now, retention=self._retention)
+            elif stopped:
+                written[:] = ["cancelled"]
+                ended = model.cancelled_changes(now=now, retention=self._retention,
+                                                info=model.cancel_info(record))
+            elif "error" in outcome:
+                written[:] = ["failed"]
+                code, message = outcome["error"]
+                ended = model.failed_changes(code, message, now=now, retention=self._retention)
+            elif "cancelled" in outcome:
+                written[:] = ["lease_lost"]  # stopped because the lease was lost
+                ended = model.cancelled_changes(now=now, retention=self._retention,
+                                                info=model.cancel_info(record))
+            else:
+                # Too late is too late: a cancel that committed after the
+                # handler returned does not discard its result.
+                written[:] = ["succeeded"]
+                ended = model.succeeded_changes(outcome["response"], now=now,
+                                                retention=self._retention)
+            return {**ended, **ack}
+
+        job.finishing = True
+        if not self._finish_with_retries(job, changes):
+            if self._store.get(job.name) is None:
+                log.info("deleted while running: result discarded",
+                         extra=fields(operation=job.name))
+                return "deleted"
+            log.warning("lease lost: the result was not written", extra=fields(operation=job.name))
+            return "lease_lost"
+        log.info("finished", extra=fields(operation=job.name, outcome=written[0]))
+        return written[0]
+
+    def _finish_unrunnable(self, name: str, lease: Lease, kind: Any) -> str:
+        message = f"Kind {kind!r} is not served by this worker."
+        self._store.finish(name, lease, lambda _record: model.failed_changes(
+            code_pb2.UNIMPLEMENTED, message, now=self._clock(), retention=self._retention))
+        log.warning("unknown kind", extra=fields(operation=name, kind=str(kind)))
+        return "failed"
+
+    def _continue(self, job: RunningJob) -> str:
         """Ends this slice: back to QUEUED with the checkpoint saved, lease
         released, and a message for the next invocation to resume it."""
+        job.finishing = True
         try:
-            self._store.release_for_continuation(job.name, lease, now=self._clock())
+            self._store.release_for_continuation(job.name, job.lease, now=self._clock())
         except LeaseLost:
             return "lease_lost"
         if self._publisher is None:
             log.warning("no publisher: the sweep will re-publish this continuation",
-                        extra=_fields(operation=job.name))
+                        extra=fields(operation=job.name))
             return "continued"
         try:
             self._publisher.publish(job.name)
         except exceptions.GoogleAPICallError:
             log.warning("continuation not published; the sweep will re-publish it",
-                        extra=_fields(operation=job.name))
-        log.info("slice ended; continuing", extra=_fields(operation=job.name))
+                        extra=fields(operation=job.name))
+        log.info("slice ended; continuing", extra=fields(operation=job.name))
         return "continued"
 
-    def _finish(self, job: RunningJob, lease: Lease, outcome: dict[str, Any]) -> str:
-        if "continue" in outcome and not job.cancelled.is_set():
-            return self._continue(job, lease)
-        if job.cancelled.is_set() and not job.lease_lost.is_set():
-            job.run_cleanups()
-        written: list[str] = []
-
-        def changes(record: Mapping[str, Any]) -> dict[str, Any]:
-            # A cancel that committed before this transaction wins (DESIGN.md:
-            # a running operation that is cancelled ends with code 1).
-            now = self._clock()
-            if record.get("cancelRequested") or "cancelled" in outcome:
-                written[:] = ["cancelled"]
-                return model.cancelled_changes(now=now, retention=self._retention)
-            if "error" in outcome:
-                written[:] = ["failed"]
-                code, message = outcome["error"]
-                return model.failed_changes(code, message, now=now, retention=self._retention)
-            written[:] = ["succeeded"]
-            return model.succeeded_changes(outcome["response"], now=now, retention=self._retention)
-
-        if not self._finish_with_retries(job, lease, changes):
-            if self._store.get(job.name) is None:
-                log.info("deleted while running: result discarded",
-                         extra=_fields(operation=job.name))
-                return "deleted"
-            log.warning("lease lost: the result was not written", extra=_fields(operation=job.name))
-            return "lease_lost"
-        if written == ["cancelled"]:
-            job.run_cleanups()  # a cancel that landed after the handler returned
-        log.info("finished", extra=_fields(operation=job.name, outcome=written[0]))
-        return written[0]
-
-    def _finish_with_retries(self, job: RunningJob, lease: Lease,
+    def _finish_with_retries(self, job: RunningJob,
                              changes: Callable[[Mapping[str, Any]], dict[str, Any]]) -> bool:
         """The result of finished work is worth a few tries if the store is
         briefly unavailable; after that the error reaches Pub/Sub, which
         redelivers, and the sweep recovers the operation once the lease expires."""
         for attempt in range(_FINISH_TRIES):
             try:
-                return self._store.finish(job.name, lease, changes)
+                return self._store.finish(job.name, job.lease, changes)
             except (exceptions.ServiceUnavailable, exceptions.Aborted):
                 if attempt == _FINISH_TRIES - 1:
                     raise
-                log.warning("finalize failed; retrying", extra=_fields(operation=job.name))
+                log.warning("finalize failed; retrying", extra=fields(operation=job.name))
                 time.sleep(min(8.0, 0.5 * 2 ** attempt))
         return False
-
-    def _heartbeat(self, job: RunningJob, lease: Lease, stop: threading.Event) -> None:
-        """Renews the lease and polls for a cancel (the listener's fallback)."""
-        while not stop.wait(self._settings.heartbeat_seconds):
-            try:
-                record = self._store.renew(job.name, lease, now=self._clock(),
-                                           lease_seconds=self._settings.lease_seconds)
-            except LeaseLost as lost:
-                job.lose_lease(lost)
-                return
-            except exceptions.GoogleAPICallError:
-                log.warning("lease renewal failed; retrying", extra=_fields(operation=job.name))
-                continue
-            job.observe(record)
-
-
-def _fields(**values: Any) -> dict[str, Any]:
-    return {"json_fields": values}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +33,15 @@ class JobContext(Protocol):
 
     cancelled: threading.Event
     state: Mapping[str, Any]
+
+    @property
+    def cancellation(self) -> Any:
+        """None until cancelled; then ``cause`` ("request", "deadline" or
+        "lease_lost"), ``reason``, ``requested_by`` and ``requested_at``."""
+
+    def shielded(self) -> AbstractContextManager[None]:
+        """Holds a cancel until the block exits (a commit that must not be cut
+        in half); the grace clock starts at the exit."""
 
     def raise_if_cancelled(self) -> None:
         """Raises ``google.api_core.exceptions.Cancelled`` once a cancel is requested."""
@@ -69,6 +79,8 @@ class Kind:
     handler: Handler
     params: Mapping[str, Param] = field(default_factory=dict)
     check: Callable[[dict[str, Any]], str | None] | None = None
+    cancellable: bool = True
+    cancel_grace_seconds: float | None = None  # None: CANCEL_GRACE_SECONDS
 
     def validate(self, params: Any) -> dict[str, Any]:
         """Params with defaults applied; InvalidArgument naming the first problem."""
@@ -122,14 +134,26 @@ _REGISTRY: dict[str, Kind] = {}
 
 
 def register(name: str, params: Mapping[str, Param] | None = None,
-             check: Callable[[dict[str, Any]], str | None] | None = None
+             check: Callable[[dict[str, Any]], str | None] | None = None, *,
+             cancellable: bool = True, cancel_grace_seconds: float | None = None
              ) -> Callable[[Handler], Handler]:
-    """Registers the decorated function as the handler of kind ``name``."""
+    """Registers the decorated function as the handler of kind ``name``.
+
+    Args:
+        params: the params schema; anything else is refused with 400.
+        check: a cross-param check returning a problem, or None.
+        cancellable: False for work that must never be cut short: ``:cancel``
+            on its operations answers 501 UNIMPLEMENTED and changes nothing.
+        cancel_grace_seconds: how long the handler may run on after it saw its
+            cancel before the worker ends the operation without it (default
+            CANCEL_GRACE_SECONDS).
+    """
 
     def decorate(handler: Handler) -> Handler:
         if name in _REGISTRY:
             raise ValueError(f"kind {name!r} is registered twice")
-        _REGISTRY[name] = Kind(name, handler, dict(params or {}), check)
+        _REGISTRY[name] = Kind(name, handler, dict(params or {}), check, cancellable,
+                               cancel_grace_seconds)
         return handler
 
     return decorate

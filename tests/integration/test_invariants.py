@@ -23,6 +23,7 @@ from lib.localstack import REPO
 from lib.publisher import PubSubJobPublisher
 from lib.sweep import RecoverySweep
 from lib.worker import OperationWorker
+from tests.leases import claim_as
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0)
 SWEEP = timedelta(seconds=60)
@@ -52,7 +53,7 @@ def cancel(store, name):
 
 
 def claim(store, name, lease_seconds=60.0):
-    return store.claim(name, owner="worker-a", now=model.utcnow(), lease_seconds=lease_seconds)
+    return claim_as(store, name, lease_seconds=lease_seconds)
 
 
 def cancel_once_running(store, name):

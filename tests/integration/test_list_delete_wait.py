@@ -13,6 +13,7 @@ from lib import model
 from lib.config import Settings
 from lib.publisher import PubSubJobPublisher
 from lib.service import OperationsService
+from tests.leases import claim_as
 
 RETENTION = timedelta(days=30)
 
@@ -143,7 +144,7 @@ def test_an_expired_operation_is_not_found_before_ttl_deletes_it(service, store,
 def finish_later(store, name, after):
     def run():
         time.sleep(after)
-        held = store.claim(name, owner="w", now=model.utcnow(), lease_seconds=60)
+        held = claim_as(store, name, owner="w", now=model.utcnow(), lease_seconds=60)
         store.finish(name, held.lease, lambda r: model.succeeded_changes(
             {"ok": True}, now=model.utcnow(), retention=RETENTION))
 
