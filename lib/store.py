@@ -91,7 +91,7 @@ class OperationStore(Protocol):
     def create(self, record: Mapping[str, Any]) -> None: ...
     def discard_unstarted(self, name: str) -> bool: ...
     def cancel(self, name: str, *, principal: str, now: datetime,
-               retention: timedelta) -> CancelResult: ...
+               retention: timedelta, reason: str = "") -> CancelResult: ...
     def claim(self, name: str, *, owner: str, now: datetime,
               retention: timedelta) -> Claim | None: ...
     def renew_instance(self, owner: str, *, now: datetime, lease_seconds: float) -> None: ...
@@ -189,8 +189,8 @@ class FirestoreOperationStore:
         return self._run(_discard_unstarted, self._ref(name))
 
     def cancel(self, name: str, *, principal: str, now: datetime,
-               retention: timedelta) -> CancelResult:
-        return self._run(_cancel, self._ref(name), principal, now, retention)
+               retention: timedelta, reason: str = "") -> CancelResult:
+        return self._run(_cancel, self._ref(name), principal, now, retention, reason)
 
     def claim(self, name: str, *, owner: str, now: datetime,
               retention: timedelta) -> Claim | None:
@@ -396,11 +396,13 @@ def _live_record(snapshot: Any, now: datetime) -> dict[str, Any] | None:
 
 @firestore.transactional
 def _cancel(transaction: firestore.Transaction, ref: firestore.DocumentReference,
-            principal: str, now: datetime, retention: timedelta) -> tuple[CancelResult, int]:
+            principal: str, now: datetime, retention: timedelta,
+            reason: str) -> tuple[CancelResult, int]:
     record = _live_record(ref.get(transaction=transaction), now)
     if record is None:
         return CancelResult.NOT_FOUND, 0
-    changes = model.cancel_changes(record, principal=principal, now=now, retention=retention)
+    changes = model.cancel_changes(record, principal=principal, now=now, retention=retention,
+                                   reason=reason)
     if changes is None:
         return CancelResult.UNCHANGED, 0
     transaction.update(ref, changes)
