@@ -15,7 +15,8 @@ Per process, not per job:
   fenced off, and one WARNING says where its thread is stuck.
 
 The listener and the thread run while the instance holds a job, and stop
-when it holds none.
+once it has held none for ``IDLE_LINGER_SECONDS`` (so a steady stream of
+short jobs does not open a listener per job).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ log = logging.getLogger("operations.worker")
 # A handler that stops promptly carries its acknowledgement in its final
 # write; one still running this long after it saw the cancel gets its own.
 ACK_WRITE_DELAY_SECONDS = 0.25
+IDLE_LINGER_SECONDS = 2.0
 # Frames skipped when naming where a handler is stuck: the standard library
 # and the job context's own waits.
 _NOT_THE_HANDLER = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"],
@@ -75,6 +77,7 @@ class WorkerInstance:
         self._thread: threading.Thread | None = None
         self._unsubscribe: Unsubscribe | None = None
         self._renewed_at = float("-inf")
+        self._idle_since: float | None = None
         self._to_check: set[str] = set()
         self._acks: dict[str, float] = {}  # job name -> when its ack write is due
 
@@ -82,9 +85,12 @@ class WorkerInstance:
 
     def ensure_alive(self) -> None:
         """Renews the instance lease before a claim points a job at it, unless
-        a heartbeat renewed it recently."""
+        a heartbeat renewed it recently. Raises the store's error: a job must
+        never point at an instance lease that is not there."""
         if self._monotonic() - self._renewed_at >= self._settings.heartbeat_seconds:
-            self._renew()
+            self._store.renew_instance(self.owner, now=self._clock(),
+                                       lease_seconds=self._settings.lease_seconds)
+            self._renewed_at = self._monotonic()
 
     def add(self, job: RunningJob) -> None:
         job.on_acknowledged = self._acknowledged
@@ -102,21 +108,12 @@ class WorkerInstance:
         self._wake.set()
 
     def remove(self, job: RunningJob) -> None:
-        """Forgets a job; the last one out stops the listener and the thread."""
+        """Forgets a job (the instance's thread stops the listener once idle)."""
         with self._lock:
             if self._jobs.get(job.name) is job:
                 del self._jobs[job.name]
             self._acks.pop(job.name, None)
-            thread = self._thread if not self._jobs else None
-            if thread is not None:
-                self._thread = None
-                unsubscribe, self._unsubscribe = self._unsubscribe, None
-        if thread is not None:
-            self._wake.set()
-            if thread is not threading.current_thread():
-                thread.join()
-            if unsubscribe is not None:
-                unsubscribe()
+        self._wake.set()
 
     def running(self) -> int:
         with self._lock:
@@ -146,11 +143,19 @@ class WorkerInstance:
     def _watch(self) -> None:
         me = threading.current_thread()
         while True:
-            with self._lock:
-                if self._thread is not me:
-                    return
-                jobs = list(self._jobs.values())
             now = self._monotonic()
+            with self._lock:
+                jobs = list(self._jobs.values())
+                if jobs:
+                    self._idle_since = None
+                elif self._idle_since is None:
+                    self._idle_since = now
+                elif now - self._idle_since >= IDLE_LINGER_SECONDS:
+                    if self._thread is me:
+                        self._thread = None
+                    unsubscribe, self._unsubscribe = self._unsubscribe, None
+                    self._idle_since = None
+                    break
             if now - self._renewed_at >= self._settings.heartbeat_seconds:
                 self._heartbeat(jobs)
             self._check_left()
@@ -159,10 +164,14 @@ class WorkerInstance:
                 self._check_clocks(job, now)
             self._wake.wait(self._next_wake(jobs))
             self._wake.clear()
+        if unsubscribe is not None:
+            unsubscribe()
 
     def _next_wake(self, jobs: list[RunningJob]) -> float:
         now = self._monotonic()
         due = [self._renewed_at + self._settings.heartbeat_seconds]
+        if self._idle_since is not None:
+            due.append(self._idle_since + IDLE_LINGER_SECONDS)
         with self._lock:
             due += self._acks.values()
         for job in jobs:
