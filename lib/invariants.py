@@ -11,6 +11,7 @@ exit 0: nothing broken, 1: violations, 2: could not check.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Collection, Iterator, Mapping
@@ -36,7 +37,8 @@ _CLAIMED = frozenset({State.RUNNING, State.SUCCEEDED, State.FAILED})
 # What model.new_job writes and nothing ever removes.
 _REQUIRED = ("name", "parent", "state", "done", "kind", "attempt", "progressPercent",
              "cancelRequested", "createTime", "updateTime")
-_TIMES = ("createTime", "updateTime", "endTime", "expireTime", "cancelRequestTime")
+_TIMES = ("createTime", "updateTime", "endTime", "expireTime", "cancelRequestTime",
+          "cancelAcknowledgeTime", "deadline", "claimTime")
 _PAGE = 500
 Problem = tuple[str, str]
 
@@ -68,7 +70,8 @@ class Report:
 
 def check_record(record: Mapping[str, Any], now: datetime, *, sweep_interval: timedelta,
                  grace: timedelta = DEFAULT_GRACE, document_id: str | None = None,
-                 known_kinds: Collection[str] | None = None) -> list[Violation]:
+                 known_kinds: Collection[str] | None = None,
+                 instances: Mapping[str, datetime] | None = None) -> list[Violation]:
     """The rules ``record`` breaks as of ``now``.
 
     Args:
@@ -78,11 +81,14 @@ def check_record(record: Mapping[str, Any], now: datetime, *, sweep_interval: ti
         grace: publish-to-claim slack (default: the default lease length).
         document_id: the Firestore document id, checked against the name.
         known_kinds: the kinds served (default: ``lib.kinds.registered()``).
+        instances: worker instance → when its lease expires (the
+            ``{collection}-instances`` documents); without it, leases are
+            checked for their shape only.
     """
     name = record.get("name")
     label = name if isinstance(name, str) else (document_id or "")
     found = [Violation(label, rule, message) for rule, message
-             in _problems(record, now, sweep_interval + grace, document_id)]
+             in _problems(record, now, sweep_interval + grace, document_id, instances)]
     kind, kinds = record.get("kind"), registered() if known_kinds is None else known_kinds
     if kind is not None and not (isinstance(kind, str) and kind in kinds):
         found.append(Violation(label, "UNKNOWN_KIND", f"kind {kind!r} is not registered here",
@@ -91,7 +97,8 @@ def check_record(record: Mapping[str, Any], now: datetime, *, sweep_interval: ti
 
 
 def _problems(r: Mapping[str, Any], now: datetime, stuck_after: timedelta,
-              document_id: str | None) -> Iterator[Problem]:
+              document_id: str | None,
+              instances: Mapping[str, datetime] | None) -> Iterator[Problem]:
     missing = [key for key in _REQUIRED if r.get(key) is None]
     if missing:
         yield "FIELD_MISSING", f"missing {', '.join(missing)}"
@@ -108,7 +115,7 @@ def _problems(r: Mapping[str, Any], now: datetime, stuck_after: timedelta,
         yield "DONE_STATE_MISMATCH", f"done is {r.get('done')!r} but state is {state}"
     yield from _results(r, state, done)
     yield from _times(r, done)
-    yield from _lease(r, state, now, stuck_after)
+    yield from _lease(r, state, now, stuck_after, instances)
     yield from _attempts(r, state)
     yield from _progress_and_cancel(r, state)
 
@@ -173,8 +180,8 @@ def _times(r: Mapping[str, Any], done: bool) -> Iterator[Problem]:
         yield "EXPIRE_BEFORE_END", f"expireTime {expires} < endTime {ended}"
 
 
-def _lease(r: Mapping[str, Any], state: str | None, now: datetime,
-           stuck_after: timedelta) -> Iterator[Problem]:
+def _lease(r: Mapping[str, Any], state: str | None, now: datetime, stuck_after: timedelta,
+           instances: Mapping[str, datetime] | None) -> Iterator[Problem]:
     lease = r.get("lease")
     if lease is None:
         if state == State.RUNNING:
@@ -183,14 +190,19 @@ def _lease(r: Mapping[str, Any], state: str | None, now: datetime,
     if state is not None and state != State.RUNNING:
         yield "LEASE_NOT_RELEASED", f"{state} but a lease is still set"
     if not (isinstance(lease, Mapping) and isinstance(lease.get("owner"), str)
-            and _count(lease.get("token")) and lease["token"] >= 1
-            and _time(lease, "expireTime") is not None):
-        yield "LEASE_MALFORMED", f"lease must be {{owner, token >= 1, expireTime}}: {lease!r}"
+            and _count(lease.get("token")) and lease["token"] >= 1):
+        yield "LEASE_MALFORMED", f"lease must be {{owner, token >= 1}}: {lease!r}"
         return
-    expired = now - lease["expireTime"]
-    if state == State.RUNNING and expired > stuck_after:
-        yield "LEASE_STUCK", (f"RUNNING with a lease that expired {expired} ago (more than "
-                              f"{stuck_after}): no sweep or worker took it over")
+    if state != State.RUNNING or instances is None:
+        return
+    # Liveness is the instance's lease (one document per worker process).
+    expires = instances.get(lease["owner"])
+    if expires is None:
+        yield "LEASE_WITHOUT_INSTANCE", (f"RUNNING under instance {lease['owner']!r}, which "
+                                         "has no lease document: the sweep never finds it")
+    elif now - expires > stuck_after:
+        yield "LEASE_STUCK", (f"RUNNING under an instance lease that expired {now - expires} "
+                              f"ago (more than {stuck_after}): no sweep or worker took it over")
 
 
 def _attempts(r: Mapping[str, Any], state: str | None) -> Iterator[Problem]:
@@ -224,6 +236,21 @@ def _progress_and_cancel(r: Mapping[str, Any], state: str | None) -> Iterator[Pr
     if requested is not None and (requested is True) != recorded:
         yield "CANCEL_FIELDS_DISAGREE", (f"cancelRequested is {requested!r}; cancelRequestTime "
                                          "and cancelRequestedBy disagree")
+    acknowledged = _time(r, "cancelAcknowledgeTime")
+    if acknowledged is not None and requested is not True:
+        yield "ACK_WITHOUT_REQUEST", "cancelAcknowledgeTime without a cancel requested"
+    times = [_time(r, key) for key in ("cancelRequestTime", "cancelAcknowledgeTime", "endTime")]
+    known = [t for t in times if t is not None]
+    if requested is True and any(b < a - CLOCK_SKEW for a, b in itertools.pairwise(known)):
+        yield "CANCEL_TIMES_OUT_OF_ORDER", ("cancel requested, acknowledged and ended times "
+                                            f"are out of order: {times}")
+    error = r.get("error")
+    code, reason = (error.get("code"), error.get("reason")) if isinstance(error, Mapping) else (
+        None, None)
+    if state == State.CANCELLED and code == 1 and reason not in (model.CANCELLED_BY_REQUEST,
+                                                                 model.CANCEL_FORCED):
+        yield "CANCELLED_WITHOUT_REASON", (f"CANCELLED with ErrorInfo reason {reason!r}, not "
+                                           f"{model.CANCELLED_BY_REQUEST} or {model.CANCEL_FORCED}")
 
 
 def _time(record: Mapping[str, Any], key: str) -> datetime | None:
@@ -241,6 +268,8 @@ def check_collection(client: Any, collection: str, now: datetime, sweep_interval
     """Checks every document of ``collection`` (``client``: a Firestore client),
     read in pages by document id so that no one query runs into its deadline."""
     kinds = set(registered()) if known_kinds is None else known_kinds
+    instances = {snapshot.get("owner"): snapshot.get("expireTime") for snapshot
+                 in client.collection(f"{collection}-instances").stream()}
     report, last = Report(), None
     query = client.collection(collection).order_by("__name__").limit(_PAGE)
     while True:
@@ -252,7 +281,8 @@ def check_collection(client: Any, collection: str, now: datetime, sweep_interval
             report.operations += 1
             report.by_state[key] = report.by_state.get(key, 0) + 1
             for found in check_record(record, now, sweep_interval=sweep_interval, grace=grace,
-                                      document_id=snapshot.id, known_kinds=kinds):
+                                      document_id=snapshot.id, known_kinds=kinds,
+                                      instances=instances):
                 (report.warnings if found.severity == "warning" else report.violations
                  ).append(found)
         if len(snapshots) < _PAGE:
