@@ -52,8 +52,8 @@ def cancel(store, name):
                         retention=RETENTION)
 
 
-def claim(store, name, lease_seconds=60.0):
-    return claim_as(store, name, lease_seconds=lease_seconds)
+def claim(store, name, lease_seconds=60.0, owner="worker-a"):
+    return claim_as(store, name, owner=owner, lease_seconds=lease_seconds)
 
 
 def cancel_once_running(store, name):
@@ -107,7 +107,7 @@ def test_operations_the_real_code_wrote_break_no_rule(store, queued, emulators, 
     assert OperationWorker(store, SETTINGS).run(cancelled) == "cancelled"
     thread.join()
     dead = queued()
-    claim(store, dead, lease_seconds=0.001)
+    claim(store, dead, lease_seconds=0.001, owner="dead-worker")  # its instance dies
     cancel(store, dead)
     time.sleep(0.05)
     publisher = PubSubJobPublisher(emulators.project, jobs_topic[0])
@@ -145,10 +145,9 @@ def test_corrupted_documents_are_reported_by_name_and_rule(store, queued):
         ("SUCCEEDED", {"endTime": DROP}, {"DONE_WITHOUT_END_TIME"}),
         ("FAILED", {"endTime": now - timedelta(hours=1)}, {"END_BEFORE_CREATE"}),
         ("RUNNING", {"lease": None}, {"RUNNING_WITHOUT_LEASE"}),
-        ("RUNNING", {"lease": {"owner": "gone", "token": 1,
-                               "expireTime": now - timedelta(minutes=10)}}, {"LEASE_STUCK"}),
-        ("QUEUED", {"lease": {"owner": "w", "token": 1, "expireTime": now}},
-         {"LEASE_NOT_RELEASED"}),
+        ("RUNNING", {"lease": {"owner": "gone", "token": 1}}, {"LEASE_WITHOUT_INSTANCE"}),
+        ("RUNNING", {"lease": {"owner": "long-dead", "token": 1}}, {"LEASE_STUCK"}),
+        ("QUEUED", {"lease": {"owner": "w", "token": 1}}, {"LEASE_NOT_RELEASED"}),
         ("QUEUED", {"attempt": 2}, {"QUEUED_CLAIMED_WITHOUT_CONTINUATION"}),
         ("RUNNING", {"attempt": -1}, {"ATTEMPT_INVALID"}),
         ("RUNNING", {"progressPercent": 150}, {"PROGRESS_OUT_OF_RANGE"}),
@@ -156,6 +155,7 @@ def test_corrupted_documents_are_reported_by_name_and_rule(store, queued):
         ("QUEUED", {"createTime": DROP}, {"FIELD_MISSING"}),
         ("QUEUED", {"state": "PAUSED"}, {"UNKNOWN_STATE"}),
     ]
+    store.renew_instance("long-dead", now=now - timedelta(minutes=10), lease_seconds=60)
     expected = {}
     for state, changes, rules in cases:
         name = legitimate(store, queued, state)
@@ -221,8 +221,8 @@ def test_the_cli_exits_0_on_a_clean_collection_and_1_naming_a_broken_operation(
 def test_the_cli_judges_a_lease_stuck_by_the_sweep_interval_it_is_given(store, queued,
                                                                         emulators):
     name = legitimate(store, queued, "RUNNING")
-    corrupt(store, name, lease={"owner": "gone", "token": 1,
-                                "expireTime": model.utcnow() - timedelta(seconds=100)})
+    store.renew_instance("gone", now=model.utcnow() - timedelta(seconds=160), lease_seconds=60)
+    corrupt(store, name, lease={"owner": "gone", "token": 1})
     assert run_cli(emulators, store)[0] == 0  # 100 s < 60 s sweep + 60 s lease
     code, summary = run_cli(emulators, store, "--sweep-interval-seconds", "30")
     assert code == 1
