@@ -311,7 +311,7 @@ variable "page_token_secret" {
 
 variable "policy" {
   description = <<-EOT
-    Who may do what (OPERATIONS_POLICY_FILE, DESIGN.md "Authorization"):
+    Who may do what (OPERATIONS_POLICY_FILE; README.md, "Security model"):
     bindings of members (user:EMAIL, serviceAccount:EMAIL, domain:DOMAIN,
     allAuthenticatedUsers) to a role (roles/operations.viewer or
     roles/operations.editor) or to a list of permissions, on resource name
