@@ -2,7 +2,7 @@
 
 Codes the emulator cannot produce (a permission denied to the function's own
 credentials, a missing index) are built here as the api-core exceptions the
-Firestore client raises; tests/integration/test_store_errors.py provokes the
+Firestore client raises; tests/integration/test_store_failures.py provokes the
 ones it can.
 """
 
