@@ -97,7 +97,8 @@ def _mint_many(dev_dir: Path, count: int) -> list[str]:
     signer = crypt.RSASigner.from_string(pem, key_id=kid)
     now = int(time.time())
     return [
-        jwt.encode(signer, {"iss": devtoken.DEV_ISSUER, "sub": f"user{i}@example.com",
+        jwt.encode(signer, {"iss": devtoken.DEV_ISSUER, "aud": devtoken.local_audience(),
+                            "sub": f"user{i}@example.com",
                             "email": f"user{i}@example.com", "iat": now, "exp": now + 3600,
                             "scope": devtoken.DEFAULT_SCOPE}).decode("ascii")
         for i in range(count)

@@ -1,6 +1,6 @@
 """The HTTP edge: a Flask request in, a JSON response out.
 
-Order of checks (AIP-193, DESIGN.md "Authorization"): route (404/405/400 name),
+Order of checks (AIP-193; docs/architecture.md, "Order of checks"): route (404/405/400 name),
 body size from Content-Length (413), token (401), scope (403
 insufficient_scope), permission (403, the same whether the operation exists or
 not), body (400), then the use case (404 for a missing operation). Every

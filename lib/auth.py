@@ -210,8 +210,8 @@ class GoogleAuthVerifier:
         except (ValueError, TypeError, google.auth.exceptions.GoogleAuthError) as exc:
             _log.info("JWT from %s rejected: %s", issuer, type(exc).__name__)
             raise _invalid("The access token's signature is invalid.") from None
-        audience = self._issuers[issuer].audience
-        if audience is not None and not _audience_matches(claims.get("aud"), audience):
+        # RFC 8725 section 3.9: a token made for another service is not for us.
+        if not _audience_matches(claims.get("aud"), self._issuers[issuer].audience):
             raise _invalid("The access token is not meant for this service (aud).")
         skew = self._settings.clock_skew_seconds
         iat, exp, nbf = claims["iat"], claims["exp"], claims.get("nbf")

@@ -271,7 +271,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
     if not args.token:
         if host not in LOOPBACK:
             arguments.error("no token: pass --token or set OPERATIONS_TOKEN")
-        args.token = devtoken.mint()
+        args.token = devtoken.mint(audience=args.endpoint)  # the dev issuer's audience
         print(f"note: no token given; using a dev token from lib.devtoken for {args.endpoint}",
               file=err)
     try:

@@ -10,8 +10,9 @@ Environment variables (all optional):
     OPERATIONS_SURFACES_FILE        route table JSON replacing the built-in
                                     ``v1``/``v3beta1`` surfaces
     AUTH_ISSUERS                    JSON object: issuer -> {"keys": URL or path,
-                                    "audience": optional}; keys are a JWKS or
-                                    an x509 map (kid -> PEM certificate)
+                                    "audience": the aud its tokens must carry};
+                                    keys are a JWKS or an x509 map (kid -> PEM
+                                    certificate); the audience is required
     AUTH_TOKENINFO_URL              endpoint for opaque access tokens
                                     (default Google's; empty disables them)
     AUTH_CLOCK_SKEW_SECONDS         allowed clock skew (default 5)
@@ -69,11 +70,12 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class IssuerConfig:
-    """Where the public keys of one trusted JWT issuer live."""
+    """One trusted JWT issuer: where its public keys live, and the audience
+    (``aud``) its tokens must name: this service, not another one."""
 
     issuer: str
     keys: str
-    audience: str | None = None
+    audience: str
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,12 @@ def _issuers(raw: str) -> tuple[IssuerConfig, ...]:
         if not isinstance(spec, dict) or not isinstance(spec.get("keys"), str):
             raise ConfigError(f"AUTH_ISSUERS[{issuer!r}] needs a \"keys\" URL or path")
         audience = spec.get("audience")
-        if audience is not None and not isinstance(audience, str):
-            raise ConfigError(f"AUTH_ISSUERS[{issuer!r}].audience must be a string")
+        # RFC 8725 section 3.9: without an audience, a JWT this issuer made for
+        # another service (a Google API, say) would be accepted here too.
+        if not isinstance(audience, str) or not audience.strip():
+            raise ConfigError(
+                f"AUTH_ISSUERS[{issuer!r}] needs an \"audience\": the aud its tokens must "
+                f"carry for this service (for example the API's URL), so that a token it "
+                f"made for another service is refused")
         issuers.append(IssuerConfig(issuer=issuer, keys=spec["keys"], audience=audience))
     return tuple(issuers)

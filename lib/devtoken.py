@@ -1,8 +1,12 @@
 """The dev issuer: signed JWTs the local stack accepts (never used in production).
 
-``python -m lib.devtoken [--scope S]... [--subject EMAIL] [--ttl SECONDS]``
-prints one RS256 token and nothing else on stdout, so it composes:
-``curl -H "Authorization: Bearer $(.venv/bin/python -m lib.devtoken)" ...``.
+``python -m lib.devtoken [--scope S]... [--subject EMAIL] [--ttl SECONDS]
+[--audience URL]`` prints one RS256 token and nothing else on stdout, so it
+composes: ``curl -H "Authorization: Bearer $(.venv/bin/python -m lib.devtoken)" ...``.
+
+Its ``aud`` is the local API's URL, ``http://127.0.0.1:$PORT`` (PORT as for
+``make run``, default 8080): the audience ``issuers_env`` configures, so a
+token minted for one local stack is refused by another on a different port.
 
 The private key is made on first use at ``.dev/dev-issuer.pem`` (repo root,
 ignored by git; ``DEV_DIR`` overrides the directory), mode 0600, and its
@@ -31,6 +35,7 @@ DEV_ISSUER = "https://devtoken.operations.local"
 DEFAULT_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_SUBJECT = "dev@example.com"
 DEFAULT_TTL = 3600
+DEFAULT_PORT = 8080
 _KEY_FILE = "dev-issuer.pem"
 _JWKS_FILE = "dev-issuer-jwks.json"
 
@@ -69,13 +74,21 @@ def ensure_dev_key(dev_dir: Path | None = None) -> Path:
     return jwks_path
 
 
+def local_audience(port: int | str | None = None) -> str:
+    """The local API's URL, the dev issuer's audience: ``http://127.0.0.1:PORT``
+    (``port``, else the PORT variable, else 8080)."""
+    return f"http://127.0.0.1:{port or os.environ.get('PORT') or DEFAULT_PORT}"
+
+
 def mint(
     scopes: Sequence[str] = (DEFAULT_SCOPE,),
     subject: str = DEFAULT_SUBJECT,
     ttl: int = DEFAULT_TTL,
     dev_dir: Path | None = None,
+    audience: str | None = None,
 ) -> str:
-    """A signed dev token for ``subject`` with ``scopes``, valid ``ttl`` seconds."""
+    """A signed dev token for ``subject`` with ``scopes``, valid ``ttl`` seconds,
+    for ``audience`` (default ``local_audience()``)."""
     directory = dev_dir_path(dev_dir)
     ensure_dev_key(directory)
     pem = (directory / _KEY_FILE).read_bytes()
@@ -83,6 +96,7 @@ def mint(
     now = int(time.time())
     claims = {
         "iss": DEV_ISSUER,
+        "aud": audience or local_audience(),
         "sub": subject,
         "email": subject,
         "iat": now,
@@ -93,10 +107,12 @@ def mint(
     return token.decode("ascii")
 
 
-def issuers_env(dev_dir: Path | None = None) -> str:
-    """The ``AUTH_ISSUERS`` value that trusts the dev issuer (via the JWKS file)."""
+def issuers_env(dev_dir: Path | None = None, audience: str | None = None) -> str:
+    """The ``AUTH_ISSUERS`` value that trusts the dev issuer (via the JWKS file)
+    for tokens minted for ``audience`` (default ``local_audience()``)."""
     jwks_path = ensure_dev_key(dev_dir)
-    return json.dumps({DEV_ISSUER: {"keys": str(jwks_path.resolve())}})
+    return json.dumps({DEV_ISSUER: {"keys": str(jwks_path.resolve()),
+                                    "audience": audience or local_audience()}})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,10 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--subject", default=DEFAULT_SUBJECT, help="sub and email claims")
     parser.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="lifetime in seconds")
+    parser.add_argument("--audience", default=None,
+                        help="aud claim: the local API's URL (default http://127.0.0.1:$PORT, "
+                             f"PORT defaulting to {DEFAULT_PORT})")
     args = parser.parse_args(argv)
     if args.ttl < 1:
         parser.error("--ttl must be at least 1 second")
-    print(mint(scopes=args.scope or [DEFAULT_SCOPE], subject=args.subject, ttl=args.ttl))
+    print(mint(scopes=args.scope or [DEFAULT_SCOPE], subject=args.subject, ttl=args.ttl,
+               audience=args.audience))
     return 0
 
 

@@ -274,14 +274,16 @@ class Functions:
 
 
 def stack_env(base: Mapping[str, str], emulators: Emulators, topic: str,
-              overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The functions' environment: emulators, the dev issuer and the dev policy."""
+              overrides: Mapping[str, str] | None = None,
+              api_url: str | None = None) -> dict[str, str]:
+    """The functions' environment: emulators, the dev issuer (its audience the
+    API's URL, ``api_url``) and the dev policy."""
     from lib import devtoken
 
     env = dict(base)
     env.update(emulators.env())
     env.setdefault("OPERATIONS_TOPIC", topic)
-    env.setdefault("AUTH_ISSUERS", devtoken.issuers_env())
+    env.setdefault("AUTH_ISSUERS", devtoken.issuers_env(audience=api_url))
     env.setdefault("OPERATIONS_POLICY_FILE", str(DEV_POLICY))
     env.setdefault("AUTH_TOKENINFO_URL", "")  # no Google tokeninfo offline: JWTs only
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -311,8 +313,9 @@ def main() -> int:
     log_dir = REPO / ".dev" / "logs"
     emulators = Emulators(project, int(env.get("FIRESTORE_EMULATOR_PORT", "8086")),
                           int(env.get("PUBSUB_EMULATOR_PORT", "8085")), log_dir)
-    functions = Functions(stack_env(env, emulators, topic), http_port, worker_port,
-                          sweep_port=sweep_port)
+    functions = Functions(stack_env(env, emulators, topic,
+                                    api_url=f"http://127.0.0.1:{http_port}"),
+                          http_port, worker_port, sweep_port=sweep_port)
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -34,6 +34,7 @@ class State(enum.StrEnum):
 DONE_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
 CANCELLED_MESSAGE = "Operation was cancelled."
 DEADLINE_MESSAGE = "The operation's deadline passed."
+UNREADABLE_MESSAGE = "The operation's stored result is unreadable."
 
 # The domain of every ErrorInfo the service writes (lib.errors uses the same).
 ERROR_DOMAIN = "operations-service"
@@ -43,6 +44,9 @@ ERROR_DOMAIN = "operations-service"
 CANCELLED_BY_REQUEST = "CANCELLED_BY_REQUEST"
 CANCEL_FORCED = "CANCEL_FORCED"
 DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+# ErrorInfo reason of a stored record that cannot be rendered (written by an
+# older version, or by hand): see ``unreadable_operation_json``.
+RESULT_UNREADABLE = "RESULT_UNREADABLE"
 
 # Timestamps a record may hold, rendered into metadata when present.
 _METADATA_TIMES = ("endTime", "cancelRequestTime", "cancelAcknowledgeTime", "deadline")
@@ -267,6 +271,47 @@ def _status(error: Mapping[str, Any]) -> status_pb2.Status:
 def operation_json(record: Mapping[str, Any]) -> dict[str, Any]:
     """The proto3 JSON form of ``to_operation(record)``."""
     return json_format.MessageToDict(to_operation(record))
+
+
+def unreadable_operation_json(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a record that ``operation_json`` cannot render is shown as: a done
+    operation with an INTERNAL error saying its stored result is unreadable,
+    and whatever of its metadata still renders. Never raises.
+
+    One such record (an older version wrote a response Struct cannot hold, say)
+    must not fail every Get, Wait and List that meets it.
+    """
+    metadata = struct_pb2.Struct()
+    for key in ("verb", "target", "kind", "statusMessage"):
+        if _is_text(record.get(key)):
+            metadata[key] = record[key]
+    for key in ("createTime", "updateTime", "endTime"):
+        value = record.get(key)
+        if isinstance(value, datetime):
+            try:
+                metadata[key] = _timestamp(value)
+            except (ValueError, OverflowError, TypeError):
+                continue
+    metadata["requestedCancellation"] = record.get("cancelRequested") is True
+    attempt = record.get("attempt")
+    metadata["attempt"] = attempt if isinstance(attempt, int) and 0 <= attempt < 2**53 else 0
+    name = record.get("name")
+    operation = operations_pb2.Operation(name=name if _is_text(name) else "", done=True)
+    operation.metadata.Pack(metadata)
+    operation.error.CopyFrom(_status(error_record(code_pb2.INTERNAL, UNREADABLE_MESSAGE,
+                                                  RESULT_UNREADABLE)))
+    return json_format.MessageToDict(operation)
+
+
+def _is_text(value: Any) -> bool:
+    """A string protobuf can hold (valid Unicode)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _timestamp(value: datetime) -> str:

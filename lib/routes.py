@@ -24,7 +24,7 @@ from lib.model import InvalidName, check_name
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 DIALOGFLOW = "https://www.googleapis.com/auth/dialogflow"
 
-# Action -> the permission it needs (DESIGN.md "Authorization").
+# Action -> the permission it needs (README.md, "Security model").
 PERMISSIONS = {
     "get": "operations.get",
     "list": "operations.list",

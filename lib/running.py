@@ -22,7 +22,7 @@ from typing import Any
 
 from google.api_core import exceptions
 
-from lib import model
+from lib import model, results
 from lib.config import Settings
 from lib.kinds import Kind
 from lib.store import Claim, LeaseLost, OperationStore
@@ -66,9 +66,7 @@ class RunningJob:
     """The JobContext a handler gets, and the worker's record of the run."""
 
     def __init__(self, store: OperationStore, claim: Claim, kind: Kind, settings: Settings,
-                 clock: Callable[[], datetime], monotonic: Callable[[], float],
-                 validate_state: Callable[[Any], Mapping[str, Any]] | None = None,
-                 validate_message: Callable[[Any], str] | None = None) -> None:
+                 clock: Callable[[], datetime], monotonic: Callable[[], float]) -> None:
         record = claim.record
         self.name: str = record["name"]
         self.kind = kind
@@ -91,8 +89,6 @@ class RunningJob:
         self._settings = settings
         self._clock = clock
         self._monotonic = monotonic
-        self._validate_state = validate_state or dict
-        self._validate_message = validate_message or str
         self._held: Cancellation | None = None  # a cancel waiting for a shield to exit
         self._shields = 0
         self._pending: dict[str, Any] = {}
@@ -142,14 +138,15 @@ class RunningJob:
         return self._shields > 0
 
     def report_progress(self, percent: int, message: str | None = None) -> None:
+        # What cannot be stored is the handler's error, at its call (ValueError).
         changes: dict[str, Any] = {"progressPercent": max(0, min(100, int(percent)))}
         if message is not None:
-            changes["statusMessage"] = self._validate_message(message)
+            changes["statusMessage"] = results.check_status_message(message)
         self._pending.update(changes)
         self._flush()
 
     def checkpoint(self, state: Mapping[str, Any]) -> None:
-        saved = self._validate_state(state)
+        saved = results.check_checkpoint(state)
         self.state = dict(saved)
         self._pending["checkpoint"] = dict(saved)
         if self._monotonic() >= self._slice_ends and not self.cancelled.is_set():

@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions
-from google.longrunning import operations_pb2
-from google.protobuf import duration_pb2, json_format
+from google.protobuf import duration_pb2
 
 from lib import errors, listing, model, pagination
 from lib.config import Settings
@@ -36,6 +35,20 @@ def page_token_key(settings: Settings) -> bytes:
                     "derived from the project and collection, which others can derive too")
         secret = f"{settings.project}/{settings.collection}"
     return hashlib.sha256(secret.encode()).digest()
+
+
+def render(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The operation's JSON; a record that cannot be rendered (a response that
+    Struct cannot hold, written by an older version) is shown as a done
+    operation with an INTERNAL error instead of failing the request, and
+    logged once, with its name."""
+    try:
+        return model.operation_json(record)
+    except Exception as exc:  # any record, any failure: a read must still answer
+        log.warning("stored operation is unreadable; shown as failed", extra={"json_fields": {
+            "operation": str(record.get("name", ""))[:model.MAX_NAME_LENGTH],
+            "cause": type(exc).__name__}})
+        return model.unreadable_operation_json(record)
 
 
 def not_found(name: str) -> exceptions.GoogleAPICallError:
@@ -58,7 +71,7 @@ class OperationsService:
         self._token_key = page_token_key(settings)
 
     def get_operation(self, name: str) -> dict[str, Any]:
-        return model.operation_json(self._live_record(name))
+        return render(self._live_record(name))
 
     def _live_record(self, name: str) -> dict[str, Any]:
         """The operation's record; NOT_FOUND when missing or past its retention."""
@@ -68,7 +81,7 @@ class OperationsService:
         return record
 
     def cancel_operation(self, name: str, principal: str) -> None:
-        """DESIGN.md "Cancel semantics": one transaction; a repeat writes nothing."""
+        """docs/architecture.md "Cancel": one transaction; a repeat writes nothing."""
         result = self._store.cancel(name, principal=principal, now=self._clock(),
                                     retention=self._retention)
         if result is CancelResult.NOT_FOUND:
@@ -79,8 +92,10 @@ class OperationsService:
     def create_job(self, parent: str, body: Mapping[str, Any], principal: str) -> dict[str, Any]:
         """Writes the QUEUED operation, then tells the worker.
 
-        If the publish fails, the operation is deleted again (unless something
-        already touched it) and the caller gets 503: no orphan is left behind.
+        If the publish fails, the operation is deleted again and the caller
+        gets 503: no orphan is left behind. Unless a worker already claimed it
+        (the message got through after all): then it exists and runs, and the
+        caller gets it. See ``_after_failed_publish``.
         """
         unknown = sorted(set(body) - {"kind", "params"})
         if unknown:
@@ -103,12 +118,42 @@ class OperationsService:
         self._store.create(record)
         try:
             self._publisher.publish(record["name"])
-        except exceptions.GoogleAPICallError:
-            self._store.discard_unstarted(record["name"])
-            raise
+        except exceptions.GoogleAPICallError as failure:
+            return render(self._after_failed_publish(record, failure))
         log.info("job queued", extra={"json_fields": {"operation": record["name"],
                                                       "kind": kind.name}})
-        return model.operation_json(record)
+        return render(record)
+
+    def _after_failed_publish(self, record: dict[str, Any],
+                              failure: exceptions.GoogleAPICallError) -> dict[str, Any]:
+        """The record to answer with once the publish failed, or ``failure``
+        (503: nothing was created) when the operation is really gone.
+
+        Discarded: gone, so 503 is the truth. Kept because a worker claimed it:
+        it exists and runs. The discard failed: re-read; only a document that
+        is not there is "nothing was created". If even the re-read fails the
+        document is there as far as anyone knows (a QUEUED job the sweep
+        re-publishes), so it is answered as created.
+        """
+        name = record["name"]
+        fields = {"operation": name, "reason": errors.reason(failure)}
+        try:
+            current = self._store.discard_unstarted(name)
+        except exceptions.GoogleAPICallError as exc:
+            log.warning("publish failed and the discard failed too; re-reading",
+                        extra={"json_fields": {**fields, "discard": errors.reason(exc)}})
+            try:
+                current = self._store.get(name)
+            except exceptions.GoogleAPICallError:
+                log.warning("publish failed and the job could not be re-read; it stays "
+                            "queued for the sweep", extra={"json_fields": fields})
+                return record
+        if current is None:
+            log.warning("publish failed; the job was discarded", extra={"json_fields": fields})
+            raise failure
+        log.info("publish failed but the job exists (a worker has it)",
+                 extra={"json_fields": fields})
+        return current
 
     def list_operations(self, parent: str, query: Mapping[str, str]) -> dict[str, Any]:
         """AIP-158 pages of AIP-160-filtered operations of ``parent``, newest first."""
@@ -130,14 +175,17 @@ class OperationsService:
         page = self._store.list_page(
             parent, matches=selection.matches, equalities=selection.equalities(),
             bounds=selection.create_time_bounds(), size=size, after=after, now=self._clock())
-        response = operations_pb2.ListOperationsResponse(
-            operations=[model.to_operation(record) for record in page.records])
+        # The proto3 JSON of a ListOperationsResponse, one operation at a time,
+        # so that one unreadable record does not fail the page.
+        response: dict[str, Any] = {}
+        if page.records:
+            response["operations"] = [render(record) for record in page.records]
         if page.has_more:
             last = page.records[-1]
-            response.next_page_token = pagination.encode_page_token(
+            response["nextPageToken"] = pagination.encode_page_token(
                 {"createTime": last["createTime"], "id": model.document_id(last["name"])},
                 parent=parent, filter_text=filter_text, key=self._token_key)
-        return json_format.MessageToDict(response)
+        return response
 
     def delete_operation(self, name: str) -> None:
         """Forgets the operation. Its work is not cancelled (google.longrunning):
@@ -152,7 +200,7 @@ class OperationsService:
         timeout = self._wait_timeout(name, body)
         record = self._live_record(name)
         if record.get("done") or timeout <= 0:
-            return model.operation_json(record)
+            return render(record)
         latest: list[dict[str, Any] | None] = [record]
         settled = threading.Event()
 
@@ -168,7 +216,7 @@ class OperationsService:
             unsubscribe()
         if latest[0] is None:
             raise not_found(name)  # deleted while we waited
-        return model.operation_json(latest[0])
+        return render(latest[0])
 
     def _wait_timeout(self, name: str, body: Mapping[str, Any]) -> float:
         unknown = sorted(set(body) - {"name", "timeout"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import random
 import threading
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import google.auth.exceptions
 from google.api_core import exceptions, gapic_v1
 from google.api_core import retry as retries
 from google.cloud import firestore
@@ -25,6 +27,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.services.firestore.transports import base as firestore_base
 
 from lib import errors, model
+
+log = logging.getLogger("operations.store")
 
 _ABORT_RETRIES = 6
 
@@ -89,7 +93,7 @@ class OperationStore(Protocol):
 
     def get(self, name: str) -> dict[str, Any] | None: ...
     def create(self, record: Mapping[str, Any]) -> None: ...
-    def discard_unstarted(self, name: str) -> bool: ...
+    def discard_unstarted(self, name: str) -> dict[str, Any] | None: ...
     def cancel(self, name: str, *, principal: str, now: datetime,
                retention: timedelta, reason: str = "") -> CancelResult: ...
     def claim(self, name: str, *, owner: str, now: datetime,
@@ -184,9 +188,15 @@ class FirestoreOperationStore:
             self._ref(record["name"]).create(dict(record))
         self.counter.add(writes=1)
 
-    def discard_unstarted(self, name: str) -> bool:
-        """Deletes a job that no worker has touched (its publish failed)."""
-        return self._run(_discard_unstarted, self._ref(name))
+    def discard_unstarted(self, name: str) -> dict[str, Any] | None:
+        """Deletes a job that no worker has touched (its publish failed).
+
+        Returns None when the document is gone (deleted now, or before), else
+        the record as it is: a worker claimed it (``attempt`` > 0) or it moved
+        on from QUEUED, so it exists and was kept.
+        """
+        result: dict[str, Any] | None = self._run(_discard_unstarted, self._ref(name))
+        return result
 
     def cancel(self, name: str, *, principal: str, now: datetime,
                retention: timedelta, reason: str = "") -> CancelResult:
@@ -411,12 +421,14 @@ def _cancel(transaction: firestore.Transaction, ref: firestore.DocumentReference
 
 @firestore.transactional
 def _discard_unstarted(transaction: firestore.Transaction,
-                       ref: firestore.DocumentReference) -> tuple[bool, int]:
+                       ref: firestore.DocumentReference) -> tuple[dict[str, Any] | None, int]:
     record = _record(ref.get(transaction=transaction))
-    if record is None or record.get("state") != model.State.QUEUED.value or record.get("attempt"):
-        return False, 0
+    if record is None:
+        return None, 0
+    if record.get("state") != model.State.QUEUED.value or record.get("attempt"):
+        return record, 0  # claimed (or done): it exists and is kept
     transaction.delete(ref)
-    return True, 1
+    return None, 1
 
 
 @firestore.transactional
@@ -525,28 +537,73 @@ def _store_unavailable() -> exceptions.GoogleAPICallError:
                         "The operations store is unavailable; retry.", "STORE_UNAVAILABLE")
 
 
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    """Maps Firestore's failures to the api-core classes callers handle."""
-    try:
-        yield
-    except _UNAVAILABLE as exc:
-        raise _store_unavailable() from exc
-    except ValueError as exc:
+def _contention(message: str = "Too much contention on this operation; retry."
+                ) -> exceptions.GoogleAPICallError:
+    return errors.error(exceptions.Aborted, message, "CONTENTION")
+
+
+def translate(exc: Exception) -> Exception:
+    """The exception callers see for a failure of a Firestore call.
+
+    UNAVAILABLE and DEADLINE_EXCEEDED (and a retry that ran out of time): 503
+    STORE_UNAVAILABLE, which the HTTP edge answers with Retry-After. ABORTED,
+    an expired transaction, and the ValueError python-firestore's
+    @transactional ends in when it gives up on an aborted commit: 409
+    CONTENTION. ALREADY_EXISTS (a create on a taken id): 409, for the caller
+    to handle. Everything else (PERMISSION_DENIED or UNAUTHENTICATED for the
+    function's own credentials, FAILED_PRECONDITION for a missing index with
+    its console URL, the ValueError of the encoder on a value it cannot
+    encode, ...) is the service's fault, not the caller's: a generic 500 that
+    says nothing of the cause, which is logged here instead. Errors this
+    service raised itself (its ErrorInfo domain) and anything that is not a
+    failure of the call (LeaseLost, a bug's TypeError...) pass unchanged.
+    """
+    if isinstance(exc, exceptions.GoogleAPICallError) and exc.domain == errors.DOMAIN:
+        return exc  # already ours (raised inside a transaction body)
+    if isinstance(exc, _UNAVAILABLE):
+        return _store_unavailable()
+    if isinstance(exc, exceptions.Aborted):
+        return _contention()
+    if isinstance(exc, exceptions.AlreadyExists):
+        return errors.error(exceptions.AlreadyExists, "The operation already exists.",
+                            "ALREADY_EXISTS")
+    if isinstance(exc, ValueError):
         # python-firestore's @transactional ends in a ValueError when it gives
         # up on an aborted commit, and when its rollback fails after a call
         # that timed out ("no transaction ID"): the cause tells which.
         if isinstance(exc.__cause__ or exc.__context__, _UNAVAILABLE):
-            raise _store_unavailable() from exc
-        if "transaction" not in str(exc).lower():
-            raise
-        raise errors.error(exceptions.Aborted, "Too much contention on this operation; retry.",
-                           "CONTENTION") from exc
-    except exceptions.InvalidArgument as exc:
+            return _store_unavailable()
+        if "transaction" in str(exc).lower():
+            return _contention()
+    elif isinstance(exc, exceptions.InvalidArgument) and "transaction" in str(exc).lower():
         # Firestore closed the transaction under us (it expires one whose
         # client stalled, after 60 s idle): like an abort, the body runs again
-        # in a new one. Any other INVALID_ARGUMENT is a bug; let it through.
-        if "transaction" not in str(exc).lower():
+        # in a new one.
+        return _contention("The store transaction expired; retry.")
+    elif not isinstance(exc, exceptions.GoogleAPIError | google.auth.exceptions.GoogleAuthError):
+        return exc
+    _log_internal(exc)
+    return errors.internal_error()
+
+
+def _log_internal(exc: Exception) -> None:
+    """Logs a store failure that becomes a generic 500: its status and reason
+    (the index URL of a FAILED_PRECONDITION included), never a value's text."""
+    if isinstance(exc, exceptions.GoogleAPICallError):
+        fields = {"status": errors.status_name(exc), "reason": exc.reason or "",
+                  "detail": str(exc.message)[:1000]}
+    else:  # the encoder's ValueError may quote a stored value, google-auth's a token
+        fields = {"status": "INTERNAL", "reason": type(exc).__name__, "detail": ""}
+    log.error("Firestore call failed", extra={"json_fields": {"store_error": fields}})
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Maps Firestore's failures to the api-core classes callers handle (``translate``)."""
+    try:
+        yield
+    except Exception as exc:
+        translated = translate(exc)
+        if translated is exc:
             raise
-        raise errors.error(exceptions.Aborted, "The store transaction expired; retry.",
-                           "CONTENTION") from exc
+        raise translated from exc

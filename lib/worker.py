@@ -24,7 +24,7 @@ from typing import Any
 from google.api_core import exceptions
 from google.rpc import code_pb2
 
-from lib import errors, model
+from lib import errors, model, results
 from lib.config import Settings
 from lib.instance import WorkerInstance
 from lib.kinds import registered
@@ -139,7 +139,6 @@ class OperationWorker:
         try:
             job.raise_if_cancelled()
             response = job.kind.handler(job, dict(record.get("params") or {}))
-            return {"response": dict(response or {})}
         except exceptions.Cancelled as exc:
             if job.cancelled.is_set():
                 return {"cancelled": True}
@@ -155,6 +154,13 @@ class OperationWorker:
             log.exception("handler failed", extra=fields(operation=job.name))
             return {"error": (code_pb2.INTERNAL, "The job failed with an internal error."),
                     "retryable": True}
+        try:
+            return {"response": results.check_response(response)}
+        except results.UnstorableValue as exc:
+            # Never retried: running the handler again cannot make it fit.
+            log.warning("the job's response cannot be stored", extra=fields(
+                operation=job.name, problem=str(exc)))
+            return {"error": (code_pb2.INTERNAL, str(exc))}
 
     def _finish(self, job: RunningJob, outcome: dict[str, Any]) -> str:
         """Writes the outcome, fenced by the lease, unless the handler was

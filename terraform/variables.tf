@@ -206,7 +206,9 @@ variable "http_function" {
 variable "issuers" {
   description = <<-EOT
     Trusted JWT issuers (AUTH_ISSUERS): issuer -> { keys = URL of its JWKS or
-    x509 certificate map, audience = optional expected aud }. Google OAuth
+    x509 certificate map, audience = the aud its tokens must carry for this
+    service, e.g. the API's URL (required: without it a JWT the issuer made for
+    another service would be accepted, RFC 8725 section 3.9) }. Google OAuth
     access tokens need no entry: they are checked at tokeninfo_url. For a
     service account's self-signed JWTs the issuer is its email and keys is
     https://www.googleapis.com/service_accounts/v1/metadata/x509/EMAIL.
@@ -220,6 +222,11 @@ variable "issuers" {
   validation {
     condition     = alltrue([for issuer in values(var.issuers) : startswith(issuer.keys, "https://")])
     error_message = "Each issuer's keys must be an https:// URL (the deployed function cannot read local key files)."
+  }
+
+  validation {
+    condition     = alltrue([for issuer in values(var.issuers) : trimspace(coalesce(issuer.audience, "")) != ""])
+    error_message = "Each issuer needs an audience, the aud its tokens must carry for this service (e.g. the API's URL), so that a JWT it made for another service is refused. Missing for: ${join(", ", sort([for name, issuer in var.issuers : name if trimspace(coalesce(issuer.audience, "")) == ""]))}."
   }
 }
 
@@ -304,7 +311,7 @@ variable "page_token_secret" {
 
 variable "policy" {
   description = <<-EOT
-    Who may do what (OPERATIONS_POLICY_FILE, DESIGN.md "Authorization"):
+    Who may do what (OPERATIONS_POLICY_FILE; README.md, "Security model"):
     bindings of members (user:EMAIL, serviceAccount:EMAIL, domain:DOMAIN,
     allAuthenticatedUsers) to a role (roles/operations.viewer or
     roles/operations.editor) or to a list of permissions, on resource name

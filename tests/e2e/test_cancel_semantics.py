@@ -1,4 +1,4 @@
-"""DESIGN.md "Cancel semantics", row by row, over HTTP, on every name shape.
+"""The cancel table of docs/architecture.md ("Cancel"), row by row, over HTTP, on every name shape.
 
 Operations of the shapes the jobs endpoint cannot make (``operations/**`` and
 the v3beta1 project shape) are written straight to the store; when a worker

@@ -107,9 +107,10 @@ def test_operations_the_real_code_wrote_break_no_rule(store, queued, emulators, 
     assert OperationWorker(store, SETTINGS).run(cancelled) == "cancelled"
     thread.join()
     dead = queued()
-    claim(store, dead, lease_seconds=0.001, owner="dead-worker")  # its instance dies
+    # A worker that claimed it a minute ago, with a 1 s lease, and died.
+    claim_as(store, dead, owner="dead-worker", now=model.utcnow() - timedelta(minutes=1),
+             lease_seconds=1)
     cancel(store, dead)
-    time.sleep(0.05)
     publisher = PubSubJobPublisher(emulators.project, jobs_topic[0])
     assert RecoverySweep(store, publisher, SETTINGS).run()["cancelled"] == 1
 

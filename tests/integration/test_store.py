@@ -110,10 +110,12 @@ def test_progress_written_under_a_lost_lease_is_refused(store, queued):
 def test_a_job_whose_publish_failed_is_discarded_unless_touched(store, queued):
     untouched, claimed = queued(), queued()
     claim(store, claimed)
-    assert store.discard_unstarted(untouched) is True
+    assert store.discard_unstarted(untouched) is None
     assert store.get(untouched) is None
-    assert store.discard_unstarted(claimed) is False
-    assert store.get(claimed) is not None
+    kept = store.discard_unstarted(claimed)
+    assert kept is not None and kept["attempt"] == 1 and kept["state"] == "RUNNING"
+    assert store.get(claimed) == kept
+    assert store.discard_unstarted(untouched) is None  # already gone: still gone
 
 
 def test_reads_and_writes_are_counted_one_per_cancel(store, queued):

@@ -158,7 +158,7 @@ def test_a_lost_worker_is_recovered_and_cannot_overwrite_anything(store, queued,
         wait_for(lambda: store.get(name)["progressPercent"] > 0)
         child.send_signal(signal.SIGKILL if how == "killed" else signal.SIGSTOP)
         # Its lease (1 s) runs out; the sweep sees a dead worker and re-publishes.
-        time.sleep(1.5)
+        wait_for(lambda: store.get(name)["lease"]["expireTime"] < model.utcnow())
         report = RecoverySweep(store, PubSubJobPublisher(emulators.project, topic),
                                SETTINGS).run()
         assert report["republished"] == 1 and published() == [name]

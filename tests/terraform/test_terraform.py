@@ -557,8 +557,8 @@ def test_rendered_environment_is_accepted_by_settings(
     assert settings.topic == "operations-jobs" and settings.collection == "operations"
     if function == "http":
         assert settings.policy_file == "/workspace/policy.json"
-        assert [i.issuer for i in settings.issuers] == [
-            "ci-runner@my-project.iam.gserviceaccount.com"]
+        assert [(i.issuer, i.audience) for i in settings.issuers] == [
+            ("ci-runner@my-project.iam.gserviceaccount.com", "https://operations.example.com/")]
         assert settings.tokeninfo_url == "https://oauth2.googleapis.com/tokeninfo"
         assert settings.wait_max_seconds < rendered["http_timeout"]
         assert settings.trust_forwarded_authorization is False
@@ -646,7 +646,11 @@ def test_null_tokeninfo_url_disables_opaque_tokens(
     ("worker_function={timeout_seconds=600}", "from 1 to 540"),
     ("heartbeat_seconds=60", "less than lease_seconds"),
     ("name=operations-service-with-a-long-name", "name must be 1 to 23"),
-    ('issuers={"x"={keys="http://example.com/jwks"}}', "https:// URL"),
+    ('issuers={"x"={keys="http://example.com/jwks",audience="https://api"}}', "https:// URL"),
+    ('issuers={"https://iss.example"={keys="https://example.com/jwks"}}',
+     "Each issuer needs an audience"),
+    ('issuers={"b"={keys="https://e.com/j",audience="https://api"},'
+     '"a"={keys="https://e.com/j",audience=" "}}', "Missing for: a."),
     ('policy={bindings=[{members=["user:a@example.com"],resources=["**"],'
      'role="roles/operations.editor",permissions=["jobs.create"]}]}',
      "exactly one of role or permissions"),
@@ -663,6 +667,8 @@ def test_null_tokeninfo_url_disables_opaque_tokens(
     "a heartbeat not shorter than the lease is refused",
     "a name too long for service account ids is refused",
     "an issuer whose keys are not https is refused",
+    "an issuer without an audience is refused",
+    "an issuer with a blank audience is refused, named",
     "a binding with both role and permissions is refused",
     "a binding with a non-operations role is refused",
     "a member without a type prefix is refused",

@@ -3,7 +3,7 @@ AIP-160 filter, AIP-158 page tokens and the bearer header.
 
 Each parser either returns its value or raises the one documented api-core exception
 (a 4xx); no input makes it raise anything else. The oracles here are written from the
-contract (DESIGN.md, openapi.yaml), not copied from lib/.
+contract (README.md, docs/architecture.md, openapi.yaml), not copied from lib/.
 """
 
 from __future__ import annotations
