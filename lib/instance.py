@@ -39,7 +39,7 @@ from google.api_core import exceptions
 from lib import errors, model
 from lib.config import Settings
 from lib.running import DEADLINE, REQUEST, Cancellation, RunningJob, fields
-from lib.store import OperationStore, Unsubscribe
+from lib.store import Listener, OperationStore
 
 log = logging.getLogger("operations.worker")
 
@@ -75,7 +75,7 @@ class WorkerInstance:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._unsubscribe: Unsubscribe | None = None
+        self._listener: Listener | None = None
         self._renewed_at = float("-inf")
         self._idle_since: float | None = None
         self._to_check: set[str] = set()
@@ -102,7 +102,7 @@ class WorkerInstance:
                                                 daemon=True)
         if start:
             if self._settings.cancel_listener:
-                self._unsubscribe = self._store.watch_held(self.owner, self._on_change)
+                self._listener = self._store.watch_held(self.owner, self._on_change)
             assert self._thread is not None
             self._thread.start()
         self._wake.set()
@@ -153,7 +153,7 @@ class WorkerInstance:
                 elif now - self._idle_since >= IDLE_LINGER_SECONDS:
                     if self._thread is me:
                         self._thread = None
-                    unsubscribe, self._unsubscribe = self._unsubscribe, None
+                    listener, self._listener = self._listener, None
                     self._idle_since = None
                     break
             if now - self._renewed_at >= self._settings.heartbeat_seconds:
@@ -164,8 +164,8 @@ class WorkerInstance:
                 self._check_clocks(job, now)
             self._wake.wait(self._next_wake(jobs))
             self._wake.clear()
-        if unsubscribe is not None:
-            unsubscribe()
+        if listener is not None:
+            listener.close()
 
     def _next_wake(self, jobs: list[RunningJob]) -> float:
         now = self._monotonic()
@@ -192,10 +192,20 @@ class WorkerInstance:
                 instance=self.owner, reason=errors.reason(exc)))
 
     def _heartbeat(self, jobs: list[RunningJob]) -> None:
-        """Renews the instance lease; polls for cancels (the listener's fallback)."""
+        """Renews the instance lease; restarts a listener that died; polls for
+        cancels (the listener's fallback)."""
         self._renew()
         if not jobs:
             return
+        listener = self._listener
+        if listener is not None and not listener.alive():
+            log.warning("cancel listener stopped; starting a new one",
+                        extra=fields(instance=self.owner))
+            with self._lock:
+                # What changed while it was down is read again, job by job.
+                self._to_check.update(job.name for job in jobs)
+            self._listener = self._store.watch_held(self.owner, self._on_change)
+            listener.close()
         try:
             records = self._store.cancels_held(self.owner)
         except exceptions.GoogleAPICallError as exc:

@@ -88,6 +88,13 @@ class Unsubscribe(Protocol):
     def __call__(self) -> None: ...
 
 
+class Listener(Protocol):
+    """A running query listener."""
+
+    def alive(self) -> bool: ...
+    def close(self) -> None: ...
+
+
 class OperationStore(Protocol):
     """What the service and the worker need from storage."""
 
@@ -116,7 +123,7 @@ class OperationStore(Protocol):
     def watch(self, name: str,
               on_change: Callable[[dict[str, Any] | None], None]) -> Unsubscribe: ...
     def watch_held(self, owner: str,
-                   on_change: Callable[[str, dict[str, Any] | None], None]) -> Unsubscribe: ...
+                   on_change: Callable[[str, dict[str, Any] | None], None]) -> Listener: ...
     def cancels_held(self, owner: str) -> list[dict[str, Any]]: ...
 
 
@@ -343,7 +350,7 @@ class FirestoreOperationStore:
         return watch.unsubscribe
 
     def watch_held(self, owner: str,
-                   on_change: Callable[[str, dict[str, Any] | None], None]) -> Unsubscribe:
+                   on_change: Callable[[str, dict[str, Any] | None], None]) -> Listener:
         """One listener for every operation ``owner`` holds: ``on_change(name,
         record)`` on each change, ``record`` None once it left the set (ended,
         deleted, or taken over by another instance)."""
@@ -356,7 +363,7 @@ class FirestoreOperationStore:
                     on_change(name, None if change.type.name == "REMOVED" else record)
 
         query = self._collection.where(filter=FieldFilter("lease.owner", "==", owner))
-        return query.on_snapshot(on_snapshot).unsubscribe
+        return _QueryListener(query.on_snapshot(on_snapshot))
 
     def cancels_held(self, owner: str) -> list[dict[str, Any]]:
         """The listener's fallback: operations ``owner`` holds whose cancel was
@@ -388,6 +395,21 @@ class FirestoreOperationStore:
                 time.sleep(min(1.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
         self.counter.add(reads=1, writes=writes)
         return result
+
+
+class _QueryListener:
+    """A Firestore Watch as a Listener. A stream the client cannot resume
+    (an error it does not retry, a message it cannot parse) closes the Watch;
+    ``alive`` then says so, and the owner starts a new one."""
+
+    def __init__(self, watch: Any) -> None:
+        self._watch = watch
+
+    def alive(self) -> bool:
+        return not self._watch._closed
+
+    def close(self) -> None:
+        self._watch.unsubscribe()
 
 
 def _record(snapshot: Any) -> dict[str, Any] | None:

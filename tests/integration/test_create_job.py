@@ -17,6 +17,7 @@ from lib.config import Settings
 from lib.publisher import PubSubJobPublisher
 from lib.service import OperationsService
 from lib.store import FirestoreOperationStore
+from tests.leases import claim_as
 
 JOB = {"kind": "demo.countdown", "params": {"steps": 1, "stepSeconds": 0}}
 
@@ -75,7 +76,7 @@ def test_a_failed_publish_of_an_untouched_job_is_503_and_leaves_nothing(
 def test_a_job_a_worker_claimed_before_the_publish_failed_is_answered_as_it_is(
         store, emulators, failing_publisher, parent):
     def claim(name):
-        assert store.claim(name, owner="worker", now=model.utcnow(), lease_seconds=60)
+        assert claim_as(store, name, owner="worker", now=model.utcnow(), lease_seconds=60)
 
     service = service_with(store, Then(failing_publisher, claim), emulators)
     operation = service.create_job(parent, JOB, "dev@example.com")

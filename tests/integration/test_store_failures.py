@@ -11,6 +11,7 @@ from google.api_core import exceptions
 
 from lib import errors, model
 from lib.store import Lease
+from tests.leases import claim_as
 
 
 def job(name, **params):
@@ -40,7 +41,7 @@ def test_a_write_firestore_refuses_is_a_generic_internal_error(store, unique, la
 def test_a_transaction_write_firestore_refuses_is_a_generic_internal_error(store, queued, caplog):
     caplog.set_level(logging.ERROR, logger="operations.store")
     name = queued()
-    held = store.claim(name, owner="w", now=model.utcnow(), lease_seconds=60)
+    held = claim_as(store, name, owner="w", now=model.utcnow(), lease_seconds=60)
     with pytest.raises(exceptions.InternalServerError):
         store.update_running(name, held.lease, {"checkpoint": {"": 0}})
     [line] = [r for r in caplog.records if "Firestore call failed" in r.getMessage()]
@@ -53,6 +54,6 @@ def test_a_lost_lease_is_still_lease_lost_not_a_500(store, queued):
     from lib.store import LeaseLost
 
     name = queued()
-    held = store.claim(name, owner="w", now=model.utcnow(), lease_seconds=60)
+    held = claim_as(store, name, owner="w", now=model.utcnow(), lease_seconds=60)
     with pytest.raises(LeaseLost):
         store.update_running(name, Lease("w", held.lease.token + 1), {"progressPercent": 5})
