@@ -20,6 +20,7 @@ from lib import logs
 from lib.api import OperationsApi
 from lib.auth import GoogleAuthVerifier
 from lib.config import Settings
+from lib.kinds import load_kinds
 from lib.policy import Policy
 from lib.publisher import PubSubJobPublisher
 from lib.routes import RouteTable
@@ -30,6 +31,7 @@ from lib.worker import OperationWorker, Redeliver
 
 SETTINGS = Settings.from_env()
 logs.configure(SETTINGS.log_level)
+load_kinds(SETTINGS.kind_modules)
 POLICY = Policy.from_file(SETTINGS.policy_file) if SETTINGS.policy_file else Policy.deny_all()
 ROUTES = RouteTable.from_file(SETTINGS.surfaces_file)
 

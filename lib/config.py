@@ -7,6 +7,8 @@ Environment variables (all optional):
     OPERATIONS_TOPIC                Pub/Sub topic id the worker listens on
                                     (default ``operations-jobs``)
     OPERATIONS_POLICY_FILE          IAM-style policy JSON; unset means deny all
+    OPERATIONS_KIND_MODULES         comma-separated Python modules imported at start
+                                    that register your own kinds (``lib.kinds.register``)
     OPERATIONS_SURFACES_FILE        route table JSON replacing the built-in
                                     ``v1``/``v3beta1`` surfaces
     AUTH_ISSUERS                    JSON object: issuer -> {"keys": URL or path,
@@ -87,6 +89,7 @@ class Settings:
     topic: str = "operations-jobs"
     policy_file: str | None = None
     surfaces_file: str | None = None
+    kind_modules: tuple[str, ...] = ()
     issuers: tuple[IssuerConfig, ...] = ()
     tokeninfo_url: str | None = DEFAULT_TOKENINFO_URL
     clock_skew_seconds: int = 5
@@ -123,6 +126,8 @@ class Settings:
             topic=env.get("OPERATIONS_TOPIC") or "operations-jobs",
             policy_file=env.get("OPERATIONS_POLICY_FILE") or None,
             surfaces_file=env.get("OPERATIONS_SURFACES_FILE") or None,
+            kind_modules=tuple(m.strip() for m in env.get("OPERATIONS_KIND_MODULES", "").split(",")
+                               if m.strip()),
             issuers=_issuers(env.get("AUTH_ISSUERS", "")),
             tokeninfo_url=tokeninfo or None,
             clock_skew_seconds=_int(env, "AUTH_CLOCK_SKEW_SECONDS", 5, 0, 300),

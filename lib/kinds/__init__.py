@@ -18,14 +18,16 @@ The handler returns the operation's response (a JSON object). Raising a
 
 from __future__ import annotations
 
+import importlib
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lib import errors
+from lib.config import ConfigError
 
 
 class JobContext(Protocol):
@@ -169,6 +171,17 @@ def get_kind(name: Any) -> Kind:
 
 def registered() -> dict[str, Kind]:
     return dict(_REGISTRY)
+
+
+def load_kinds(modules: Iterable[str]) -> None:
+    """Imports the modules that register a deployment's own kinds
+    (OPERATIONS_KIND_MODULES); a module that cannot be imported stops the
+    start-up with its name."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"OPERATIONS_KIND_MODULES: cannot import {module!r}: {exc}") from None
 
 
 from lib.kinds import demo as demo  # noqa: E402  (registers the built-in demo kinds)

@@ -63,6 +63,7 @@ def stack(emulators: Emulators, dev_dir: Path,
     env = stack_env(os.environ, emulators, topic, {
         "AUTH_ISSUERS": devtoken.issuers_env(dev_dir, audience=url),  # as make run's
         "OPERATIONS_COLLECTION": COLLECTION,
+        "OPERATIONS_KIND_MODULES": "tests.e2e.user_kinds",
         "OPERATIONS_POLICY_FILE": str(Path(__file__).parent / "policy.json"),
         "HEARTBEAT_SECONDS": "1",
         "PROGRESS_MIN_INTERVAL_SECONDS": "0",
