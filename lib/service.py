@@ -18,7 +18,7 @@ from google.api_core import exceptions
 from google.longrunning import operations_pb2
 from google.protobuf import duration_pb2, json_format
 
-from lib import errors, listing, model, pagination
+from lib import errors, listing, model, pagination, telemetry
 from lib.config import Settings
 from lib.kinds import get_kind
 from lib.model import utcnow
@@ -69,10 +69,14 @@ class OperationsService:
 
     def cancel_operation(self, name: str, principal: str) -> None:
         """DESIGN.md "Cancel semantics": one transaction; a repeat writes nothing."""
+        self._link_to_creation(name)
         result = self._store.cancel(name, principal=principal, now=self._clock(),
                                     retention=self._retention)
         if result is CancelResult.NOT_FOUND:
             raise not_found(name)
+        if result is CancelResult.CHANGED:
+            telemetry.cancel_event("requested", requested_by=principal)
+            telemetry.record_cancel_requested()
         log.info("cancel requested" if result is CancelResult.CHANGED else "cancel: no change",
                  extra={"json_fields": {"operation": name}})
 
@@ -100,12 +104,16 @@ class OperationsService:
             target=f"{parent}/jobs/{job_id}", kind=kind.name, params=params,
             created_by=principal, now=self._clock(),
         )
+        trace_context = telemetry.current_traceparent()
+        if trace_context:
+            record["traceContext"] = trace_context  # later requests link to this trace
         self._store.create(record)
         try:
             self._publisher.publish(record["name"])
         except exceptions.GoogleAPICallError:
             self._store.discard_unstarted(record["name"])
             raise
+        telemetry.record_created(kind.name)
         log.info("job queued", extra={"json_fields": {"operation": record["name"],
                                                       "kind": kind.name}})
         return model.operation_json(record)
@@ -142,6 +150,7 @@ class OperationsService:
     def delete_operation(self, name: str) -> None:
         """Forgets the operation. Its work is not cancelled (google.longrunning):
         the worker runs on and ends quietly, writing nothing."""
+        self._link_to_creation(name)
         if self._store.delete(name, now=self._clock()) is DeleteResult.NOT_FOUND:
             raise not_found(name)
         log.info("deleted", extra={"json_fields": {"operation": name}})
@@ -151,6 +160,7 @@ class OperationsService:
         state. A document listener wakes it, not a sleep loop."""
         timeout = self._wait_timeout(name, body)
         record = self._live_record(name)
+        telemetry.link_operation(record)
         if record.get("done") or timeout <= 0:
             return model.operation_json(record)
         latest: list[dict[str, Any] | None] = [record]
@@ -169,6 +179,12 @@ class OperationsService:
         if latest[0] is None:
             raise not_found(name)  # deleted while we waited
         return model.operation_json(latest[0])
+
+    def _link_to_creation(self, name: str) -> None:
+        """Links the current span to the operation's creation: one more read,
+        made only while traces are recorded."""
+        if telemetry.tracing():
+            telemetry.link_operation(self._store.get(name))
 
     def _wait_timeout(self, name: str, body: Mapping[str, Any]) -> float:
         unknown = sorted(set(body) - {"name", "timeout"})

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -24,7 +26,9 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.services.firestore.transports import base as firestore_base
 
-from lib import errors, model
+from lib import errors, events, model, telemetry
+
+log = logging.getLogger("operations.store")
 
 _ABORT_RETRIES = 6
 
@@ -84,6 +88,13 @@ class Unsubscribe(Protocol):
     def __call__(self) -> None: ...
 
 
+class EventSink(Protocol):
+    """Where lifecycle events go (lib.publisher.PubSubEventPublisher)."""
+
+    def publish_events(self, record: Mapping[str, Any], types: Sequence[str]) -> list[str]:
+        """Publishes ``types`` for ``record``, in order; returns those published."""
+
+
 class OperationStore(Protocol):
     """What the service and the worker need from storage."""
 
@@ -109,6 +120,8 @@ class OperationStore(Protocol):
     def stale_queued(self, updated_before: datetime, limit: int) -> list[dict[str, Any]]: ...
     def watch(self, name: str,
               on_change: Callable[[dict[str, Any] | None], None]) -> Unsubscribe: ...
+    def pending_events(self, marked_before: datetime, limit: int) -> list[dict[str, Any]]: ...
+    def deliver_events(self, record: Mapping[str, Any]) -> list[str]: ...
 
 
 class AccessCounter:
@@ -151,10 +164,12 @@ class FirestoreOperationStore:
 
     def __init__(self, client: firestore.Client, collection: str,
                  deadline_seconds: float | None = None,
-                 abort_retries: int = _ABORT_RETRIES) -> None:
+                 abort_retries: int = _ABORT_RETRIES,
+                 events: EventSink | None = None) -> None:
         if deadline_seconds is not None:
             bound_deadlines(client, deadline_seconds)
         self._client = client
+        self._events = events  # None: lifecycle events are off, nothing is marked
         self._abort_retries = abort_retries
         self._collection = client.collection(collection)
         self.counter = AccessCounter()
@@ -293,6 +308,8 @@ class FirestoreOperationStore:
         """
         for attempt in range(self._abort_retries + 1):
             transaction = self._client.transaction(max_attempts=1)
+            outbox = _Outbox(marking=self._events is not None)
+            token = _outbox.set(outbox)
             try:
                 with _translated():
                     result, writes = body(transaction, ref, *args)
@@ -301,13 +318,93 @@ class FirestoreOperationStore:
                 if attempt == self._abort_retries:
                     raise
                 time.sleep(min(1.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+            finally:
+                _outbox.reset(token)
         self.counter.add(reads=1, writes=writes)
+        for marked, record, types in outbox.committed:
+            self._committed_events(marked, record, types)
         return result
+
+    # Lifecycle events (lib/events.py): marked in the transaction that makes
+    # them, published after its commit by the process that committed.
+
+    def _committed_events(self, ref: firestore.DocumentReference, record: Mapping[str, Any],
+                          types: Sequence[str]) -> None:
+        if events.DONE in types:
+            telemetry.record_ended(record)
+        if self._events is not None:
+            self._publish_and_clear(ref, record, types)
+
+    def _publish_and_clear(self, ref: firestore.DocumentReference, record: Mapping[str, Any],
+                           types: Sequence[str]) -> list[str]:
+        """Publishes the events, then removes their marks (only theirs: a
+        change committed meanwhile may have marked another)."""
+        assert self._events is not None
+        published = self._events.publish_events(record, types)
+        if published:
+            try:
+                with _translated():
+                    ref.update({f"{events.PENDING_FIELD}.{event}": firestore.DELETE_FIELD
+                                for event in published})
+                self.counter.add(writes=1)
+            except exceptions.NotFound:
+                pass  # deleted since: no mark is left to clear
+            except exceptions.GoogleAPICallError as exc:
+                # Published but still marked: the sweep publishes it again,
+                # and consumers dedupe on (operation, eventType).
+                log.warning("event marks not cleared", extra={"json_fields": {
+                    "operation": record.get("name"), "reason": errors.reason(exc)}})
+        return published
+
+    def pending_events(self, marked_before: datetime, limit: int) -> list[dict[str, Any]]:
+        """Operations with an event marked before ``marked_before`` and not
+        yet published (the process that marked it died, or its publish failed)."""
+        found: dict[str, dict[str, Any]] = {}
+        for event in events.EVENT_TYPES:
+            query = self._collection.where(filter=FieldFilter(
+                f"{events.PENDING_FIELD}.{event}", "<", marked_before)).limit(limit)
+            for record in self._query(query):
+                found.setdefault(record["name"], record)
+        return list(found.values())[:limit]
+
+    def deliver_events(self, record: Mapping[str, Any]) -> list[str]:
+        """Publishes the events marked on ``record`` and clears their marks;
+        returns those published (none when events are off)."""
+        types = events.pending(record)
+        if self._events is None or not types:
+            return []
+        return self._publish_and_clear(self._ref(record["name"]), record, types)
 
 
 def _record(snapshot: Any) -> dict[str, Any] | None:
     """The document as a record, None when there is none."""
     return snapshot.to_dict() if snapshot.exists else None
+
+
+@dataclass
+class _Outbox:
+    """The events one transaction attempt marks, published once it commits."""
+
+    marking: bool
+    committed: list[tuple[Any, dict[str, Any], list[str]]] = field(default_factory=list)
+
+
+_outbox: ContextVar[_Outbox | None] = ContextVar("operations_outbox", default=None)
+
+
+def _update_state(transaction: firestore.Transaction, ref: firestore.DocumentReference,
+                  record: Mapping[str, Any], changes: Mapping[str, Any]) -> None:
+    """``transaction.update(ref, changes)``, marking in the same write the
+    lifecycle events the change makes (``pendingEvents.<TYPE>``)."""
+    outbox = _outbox.get()
+    types = events.events_for(record, changes)
+    written = dict(changes)
+    if types and outbox is not None:
+        outbox.committed.append((ref, {**record, **changes}, types))
+        if outbox.marking:
+            written.update({f"{events.PENDING_FIELD}.{event}": firestore.SERVER_TIMESTAMP
+                            for event in types})
+    transaction.update(ref, written)
 
 
 def _live_record(snapshot: Any, now: datetime) -> dict[str, Any] | None:
@@ -328,7 +425,7 @@ def _cancel(transaction: firestore.Transaction, ref: firestore.DocumentReference
     changes = model.cancel_changes(record, principal=principal, now=now, retention=retention)
     if changes is None:
         return CancelResult.UNCHANGED, 0
-    transaction.update(ref, changes)
+    _update_state(transaction, ref, record, changes)
     return CancelResult.CHANGED, 1
 
 
@@ -360,7 +457,7 @@ def _claim(transaction: firestore.Transaction, ref: firestore.DocumentReference,
         "statusMessage": "Running.",
         "updateTime": now,
     }
-    transaction.update(ref, changes)
+    _update_state(transaction, ref, record, changes)
     return Claim(record={**record, **changes}, lease=Lease(owner, token)), 1
 
 
@@ -413,7 +510,7 @@ def _finish(transaction: firestore.Transaction, ref: firestore.DocumentReference
         return False, 0  # done by someone else, deleted, or taken over: write nothing
     if expired_at is not None and record["lease"]["expireTime"] > expired_at:
         return False, 0  # the worker renewed its lease after all: it is alive
-    transaction.update(ref, changes(record))
+    _update_state(transaction, ref, record, changes(record))
     return True, 1
 
 

@@ -6,6 +6,8 @@ next claim takes them over, fenced by a new lease token), fails those that
 have used up their attempts, finishes as cancelled those whose cancel was
 requested before their worker died, and re-publishes QUEUED operations whose
 first message seems lost. Re-publishing is always safe: a claim is idempotent.
+It also publishes lifecycle events still marked pending a while after their
+change committed (the process that committed died before publishing them).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from lib.store import Lease, OperationStore
 
 log = logging.getLogger("operations.sweep")
 BATCH = 500
+# The process that commits a change publishes its events within milliseconds;
+# a mark older than this was left behind.
+PENDING_EVENTS_AGE = timedelta(seconds=30)
 
 
 class RecoverySweep:
@@ -49,7 +54,8 @@ class RecoverySweep:
     def run(self) -> dict[str, int]:
         """One pass; returns what it did, by outcome."""
         now = self._clock()
-        report = {"republished": 0, "cancelled": 0, "failed": 0, "requeued": 0, "errors": 0}
+        report = {"republished": 0, "cancelled": 0, "failed": 0, "requeued": 0, "errors": 0,
+                  "events": 0}
         for record in self._store.stale_running(now, BATCH):
             try:
                 outcome = self._recover(record, now)
@@ -64,6 +70,7 @@ class RecoverySweep:
         stale = now - timedelta(seconds=self._settings.sweep_queued_after_seconds)
         for record in self._store.stale_queued(stale, BATCH):
             report["requeued" if self._publish(record["name"]) else "errors"] += 1
+        report["events"] = self._publish_pending_events(now)
         log.info("sweep done", extra={"json_fields": report})
         return report
 
@@ -82,6 +89,17 @@ class RecoverySweep:
                 expired_at=now)
             return "failed" if done else "errors"
         return "republished" if self._publish(name) else "errors"
+
+    def _publish_pending_events(self, now: datetime) -> int:
+        """Publishes events left marked; returns how many were published."""
+        published = 0
+        for record in self._store.pending_events(now - PENDING_EVENTS_AGE, BATCH):
+            try:
+                published += len(self._store.deliver_events(record))
+            except exceptions.GoogleAPICallError as exc:
+                log.warning("sweep could not publish events", extra={"json_fields": {
+                    "operation": record["name"], "reason": errors.reason(exc)}})
+        return published
 
     def _publish(self, name: str) -> bool:
         try:

@@ -26,7 +26,7 @@ from typing import Any
 from google.api_core import exceptions
 from google.rpc import code_pb2
 
-from lib import errors, model
+from lib import errors, model, telemetry
 from lib.config import Settings
 from lib.kinds import registered
 from lib.model import utcnow
@@ -197,12 +197,14 @@ class OperationWorker:
             log.warning("dropped a message without a valid operation name")
             return
         try:
-            self.run(name)
+            with telemetry.continued_from(cloud_event.data["message"].get("attributes")):
+                self.run(name)
         except exceptions.GoogleAPICallError as exc:
             log.warning("delivery failed; Pub/Sub will deliver it again", extra=_fields(
                 operation=name, reason=errors.reason(exc)))
             raise Redeliver(name) from exc
 
+    @telemetry.traced_run
     def run(self, name: str) -> str:
         """Claims and runs ``name``; returns what happened (for logs and tests)."""
         claim = self._store.claim(name, owner=self._owner, now=self._clock(),
@@ -211,6 +213,7 @@ class OperationWorker:
             log.info("nothing to run: missing, done or held by another worker",
                      extra=_fields(operation=name))
             return "skipped"
+        telemetry.claimed(claim.record)
         job = RunningJob(self._store, claim, self._settings, self._clock, self._monotonic)
         stop = threading.Event()
         unsubscribe = (self._store.watch(name, job.observe)
