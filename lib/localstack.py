@@ -256,9 +256,9 @@ def create_topic(emulators: Emulators, topic: str,
         if pull_subscription is not None:
             subscriber = pubsub_v1.SubscriberClient()
             with contextlib.suppress(exceptions.AlreadyExists):
-                subscriber.create_subscription(
-                    name=subscriber.subscription_path(emulators.project, pull_subscription),
-                    topic=topic_path, enable_message_ordering=True)
+                subscriber.create_subscription(request={
+                    "name": subscriber.subscription_path(emulators.project, pull_subscription),
+                    "topic": topic_path, "enable_message_ordering": True})
             subscriber.close()
         publisher.transport.close()
     finally:
