@@ -340,7 +340,13 @@ class FirestoreOperationStore:
         """Publishes the events, then removes their marks (only theirs: a
         change committed meanwhile may have marked another)."""
         assert self._events is not None
-        published = self._events.publish_events(record, types)
+        try:
+            published = self._events.publish_events(record, types)
+        except Exception as exc:
+            # The change is committed: its caller must not fail for this.
+            log.warning("events not published; the sweep will publish them", extra={
+                "json_fields": {"operation": record.get("name"), "error": type(exc).__name__}})
+            return []
         if published:
             try:
                 with _translated():
