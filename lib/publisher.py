@@ -12,6 +12,7 @@ any consumer's propagator understands.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -106,8 +107,10 @@ class PubSubEventPublisher:
                 client.publish(topic, data, ordering_key=name,
                                **attributes).result(timeout=self._timeout)
             except Exception as exc:
-                # An ordering key stays paused after a failure until resumed.
-                client.resume_publish(topic, name)
+                # An ordering key stays paused after a failure until resumed
+                # (RuntimeError: it was not paused, e.g. after a timeout).
+                with contextlib.suppress(RuntimeError, ValueError):
+                    client.resume_publish(topic, name)
                 log.warning("event not published; the sweep will publish it", extra={
                     "json_fields": {"operation": name, "eventType": event,
                                     "error": type(exc).__name__}})

@@ -211,7 +211,7 @@ def tracing() -> bool:
     return _telemetry().tracer is not None
 
 
-def flush(timeout_millis: int = 5000) -> None:
+def flush(timeout_millis: int = 2000) -> None:
     """Exports finished spans now (a worker's CPU may be throttled once its
     delivery is answered)."""
     provider = _telemetry().tracer_provider
