@@ -115,6 +115,20 @@ def test_a_queued_cancel_marks_both_events_in_its_one_transaction(stores, queued
                         (name, "DONE", "CANCELLED", "1")]
 
 
+def test_a_failed_publish_fails_nothing_and_leaves_the_mark_for_the_sweep(emulators, unique,
+                                                                          queued_in):
+    store = FirestoreOperationStore(
+        firestore.Client(project=emulators.project), f"ops-{unique}",
+        events=PubSubEventPublisher(emulators.project, f"no-such-topic-{unique}",
+                                    timeout_seconds=5))
+    name = queued_in(store)
+    result = store.cancel(name, principal="p", now=model.utcnow(), retention=RETENTION)
+    assert result.value == "changed"
+    record = store.get(name)
+    assert record["state"] == "CANCELLED"
+    assert set(record["pendingEvents"]) == {"CANCEL_REQUESTED", "DONE"}
+
+
 def test_without_an_events_topic_nothing_is_marked(emulators, unique, queued_in):
     store = FirestoreOperationStore(firestore.Client(project=emulators.project),
                                     f"ops-{unique}")
