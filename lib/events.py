@@ -10,15 +10,18 @@ the operation name. Delivery is at least once: consumers dedupe on
 (``operation``, ``eventType``).
 
 The store marks an event pending in the same transaction as the change that
-makes it (``pendingEvents.<TYPE>``: when it was marked); the process that
-committed publishes it and clears the mark; the sweep publishes marks left
-behind by a process that died in between.
+makes it: one outbox document per event, holding the message, in the
+collection ``<operations collection>-events`` (the operation's own document
+never changes for it: a done operation stays exactly as it ended). The process
+that committed publishes the message and deletes the mark; the sweep
+publishes marks left behind by a process that died in between.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from lib import model
@@ -28,8 +31,21 @@ DONE = "DONE"
 # In the order they are published when one change makes both (a queued
 # operation cancelled: requested and done at once).
 EVENT_TYPES = (CANCEL_REQUESTED, DONE)
-# The document field holding the marks: {eventType: time marked}.
-PENDING_FIELD = "pendingEvents"
+OUTBOX_SUFFIX = "-events"
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    """One lifecycle event, as published (and as kept in the outbox)."""
+
+    event_type: str
+    operation: str
+    data: bytes
+    attributes: dict[str, str]
+
+    @property
+    def ordering_key(self) -> str:
+        return self.operation
 
 
 def events_for(before: Mapping[str, Any], changes: Mapping[str, Any]) -> list[str]:
@@ -47,12 +63,6 @@ def events_for(before: Mapping[str, Any], changes: Mapping[str, Any]) -> list[st
     return events
 
 
-def pending(record: Mapping[str, Any]) -> list[str]:
-    """The events marked pending on ``record``, in publishing order."""
-    marks = record.get(PENDING_FIELD) or {}
-    return [event for event in EVENT_TYPES if event in marks]
-
-
 def attributes(record: Mapping[str, Any], event: str) -> dict[str, str]:
     """The message attributes of ``event`` for the operation ``record``."""
     values = {
@@ -68,7 +78,28 @@ def attributes(record: Mapping[str, Any], event: str) -> dict[str, str]:
     return values
 
 
-def message(record: Mapping[str, Any], event: str) -> tuple[bytes, dict[str, str]]:
-    """``(data, attributes)`` of the message announcing ``event``."""
+def message(record: Mapping[str, Any], event: str) -> EventMessage:
+    """The message announcing ``event`` of the operation as ``record`` is now."""
     data = json.dumps(model.operation_json(record), separators=(",", ":")).encode()
-    return data, attributes(record, event)
+    return EventMessage(event, str(record["name"]), data, attributes(record, event))
+
+
+def outbox_id(message: EventMessage) -> str:
+    """The outbox document of ``message``: one per (operation, event type)."""
+    return f"{model.document_id(message.operation)}:{message.event_type}"
+
+
+def outbox_document(message: EventMessage) -> dict[str, Any]:
+    return {"operation": message.operation, "eventType": message.event_type,
+            "data": message.data, "attributes": dict(message.attributes)}
+
+
+def from_outbox(document: Mapping[str, Any]) -> EventMessage:
+    return EventMessage(str(document["eventType"]), str(document["operation"]),
+                        bytes(document["data"]), dict(document.get("attributes") or {}))
+
+
+def in_order(messages: list[EventMessage]) -> list[EventMessage]:
+    """By operation, and within one in the order its events happen."""
+    return sorted(messages, key=lambda m: (m.operation, EVENT_TYPES.index(m.event_type)
+                                           if m.event_type in EVENT_TYPES else len(EVENT_TYPES)))

@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from google.api_core import exceptions
@@ -91,29 +91,28 @@ class PubSubEventPublisher:
                 )
             return self._client
 
-    def publish_events(self, record: Mapping[str, Any], types: Sequence[str]) -> list[str]:
-        """Publishes ``types`` for ``record`` in order; returns those published.
+    def publish_events(self, messages: Sequence[events.EventMessage]) -> int:
+        """Publishes ``messages`` in order; returns how many were published.
 
         Stops at the first failure (a later event must not overtake it): what
         is left stays marked pending, and the sweep publishes it.
         """
         client = self._publisher()
         topic = client.topic_path(self._project, self._topic)
-        name = str(record["name"])
-        published: list[str] = []
-        for event in types:
-            data, attributes = events.message(record, event)
+        published = 0
+        for message in messages:
             try:
-                client.publish(topic, data, ordering_key=name,
-                               **attributes).result(timeout=self._timeout)
+                client.publish(topic, message.data, ordering_key=message.ordering_key,
+                               **message.attributes).result(timeout=self._timeout)
             except Exception as exc:
                 # An ordering key stays paused after a failure until resumed
                 # (RuntimeError: it was not paused, e.g. after a timeout).
                 with contextlib.suppress(RuntimeError, ValueError):
-                    client.resume_publish(topic, name)
+                    client.resume_publish(topic, message.ordering_key)
                 log.warning("event not published; the sweep will publish it", extra={
-                    "json_fields": {"operation": name, "eventType": event,
+                    "json_fields": {"operation": message.operation,
+                                    "eventType": message.event_type,
                                     "error": type(exc).__name__}})
                 break
-            published.append(event)
+            published += 1
         return published

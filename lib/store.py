@@ -26,7 +26,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.services.firestore.transports import base as firestore_base
 
-from lib import errors, events, model, telemetry
+from lib import errors, model, telemetry
+from lib import events as lifecycle
 
 log = logging.getLogger("operations.store")
 
@@ -91,8 +92,8 @@ class Unsubscribe(Protocol):
 class EventSink(Protocol):
     """Where lifecycle events go (lib.publisher.PubSubEventPublisher)."""
 
-    def publish_events(self, record: Mapping[str, Any], types: Sequence[str]) -> list[str]:
-        """Publishes ``types`` for ``record``, in order; returns those published."""
+    def publish_events(self, messages: Sequence[lifecycle.EventMessage]) -> int:
+        """Publishes ``messages`` in order; returns how many were published."""
 
 
 class OperationStore(Protocol):
@@ -120,8 +121,9 @@ class OperationStore(Protocol):
     def stale_queued(self, updated_before: datetime, limit: int) -> list[dict[str, Any]]: ...
     def watch(self, name: str,
               on_change: Callable[[dict[str, Any] | None], None]) -> Unsubscribe: ...
-    def pending_events(self, marked_before: datetime, limit: int) -> list[dict[str, Any]]: ...
-    def deliver_events(self, record: Mapping[str, Any]) -> list[str]: ...
+    def pending_events(self, marked_before: datetime,
+                       limit: int) -> list[lifecycle.EventMessage]: ...
+    def deliver_events(self, messages: Sequence[lifecycle.EventMessage]) -> int: ...
 
 
 class AccessCounter:
@@ -172,6 +174,8 @@ class FirestoreOperationStore:
         self._events = events  # None: lifecycle events are off, nothing is marked
         self._abort_retries = abort_retries
         self._collection = client.collection(collection)
+        # Lifecycle events waiting to be published (lib/events.py).
+        self._outbox = client.collection(collection + lifecycle.OUTBOX_SUFFIX)
         self.counter = AccessCounter()
 
     def _ref(self, name: str) -> firestore.DocumentReference:
@@ -308,7 +312,7 @@ class FirestoreOperationStore:
         """
         for attempt in range(self._abort_retries + 1):
             transaction = self._client.transaction(max_attempts=1)
-            outbox = _Outbox(marking=self._events is not None)
+            outbox = _Outbox(self._outbox if self._events is not None else None)
             token = _outbox.set(outbox)
             try:
                 with _translated():
@@ -321,65 +325,63 @@ class FirestoreOperationStore:
             finally:
                 _outbox.reset(token)
         self.counter.add(reads=1, writes=writes)
-        for marked, record, types in outbox.committed:
-            self._committed_events(marked, record, types)
+        if outbox.committed:
+            self._committed_events(outbox.committed)
         return result
 
     # Lifecycle events (lib/events.py): marked in the transaction that makes
     # them, published after its commit by the process that committed.
 
-    def _committed_events(self, ref: firestore.DocumentReference, record: Mapping[str, Any],
-                          types: Sequence[str]) -> None:
-        if events.DONE in types:
-            telemetry.record_ended(record)
+    def _committed_events(self, messages: list[lifecycle.EventMessage]) -> None:
+        for message in messages:
+            if message.event_type == lifecycle.DONE:
+                telemetry.record_ended(message.attributes["kind"],
+                                       int(message.attributes.get("code", 0)))
         if self._events is not None:
-            self._publish_and_clear(ref, record, types)
+            self.counter.add(writes=len(messages))  # the marks, in the same commit
+            self.deliver_events(messages)
 
-    def _publish_and_clear(self, ref: firestore.DocumentReference, record: Mapping[str, Any],
-                           types: Sequence[str]) -> list[str]:
-        """Publishes the events, then removes their marks (only theirs: a
-        change committed meanwhile may have marked another)."""
-        assert self._events is not None
-        try:
-            published = self._events.publish_events(record, types)
-        except Exception as exc:
-            # The change is committed: its caller must not fail for this.
-            log.warning("events not published; the sweep will publish them", extra={
-                "json_fields": {"operation": record.get("name"), "error": type(exc).__name__}})
-            return []
-        if published:
+    def pending_events(self, marked_before: datetime,
+                       limit: int) -> list[lifecycle.EventMessage]:
+        """Events marked before ``marked_before`` and not yet published (the
+        process that marked them died, or their publish failed)."""
+        query = self._outbox.where(
+            filter=FieldFilter("markedAt", "<", marked_before)).limit(limit)
+        with _translated():
+            found = [lifecycle.from_outbox(snapshot.to_dict() or {}) for snapshot in query.stream()]
+        self.counter.add(reads=max(1, len(found)))
+        return lifecycle.in_order(found)
+
+    def deliver_events(self, messages: Sequence[lifecycle.EventMessage]) -> int:
+        """Publishes ``messages`` (in order within each operation) and deletes
+        the marks of those published; returns how many were published."""
+        if self._events is None:
+            return 0
+        published = 0
+        by_operation: dict[str, list[lifecycle.EventMessage]] = {}
+        for message in messages:
+            by_operation.setdefault(message.operation, []).append(message)
+        for batch in by_operation.values():
             try:
-                with _translated():
-                    ref.update({f"{events.PENDING_FIELD}.{event}": firestore.DELETE_FIELD
-                                for event in published})
-                self.counter.add(writes=1)
-            except exceptions.NotFound:
-                pass  # deleted since: no mark is left to clear
-            except exceptions.GoogleAPICallError as exc:
-                # Published but still marked: the sweep publishes it again,
-                # and consumers dedupe on (operation, eventType).
-                log.warning("event marks not cleared", extra={"json_fields": {
-                    "operation": record.get("name"), "reason": errors.reason(exc)}})
+                count = self._events.publish_events(batch)
+            except Exception as exc:
+                # The change is committed: its caller must not fail for this.
+                log.warning("events not published; the sweep will publish them", extra={
+                    "json_fields": {"operation": batch[0].operation,
+                                    "error": type(exc).__name__}})
+                continue
+            published += count
+            for message in batch[:count]:
+                try:
+                    with _translated():
+                        self._outbox.document(lifecycle.outbox_id(message)).delete()
+                    self.counter.add(writes=1)
+                except exceptions.GoogleAPICallError as exc:
+                    # Published but still marked: the sweep publishes it
+                    # again, and consumers dedupe on (operation, eventType).
+                    log.warning("event mark not cleared", extra={"json_fields": {
+                        "operation": message.operation, "reason": errors.reason(exc)}})
         return published
-
-    def pending_events(self, marked_before: datetime, limit: int) -> list[dict[str, Any]]:
-        """Operations with an event marked before ``marked_before`` and not
-        yet published (the process that marked it died, or its publish failed)."""
-        found: dict[str, dict[str, Any]] = {}
-        for event in events.EVENT_TYPES:
-            query = self._collection.where(filter=FieldFilter(
-                f"{events.PENDING_FIELD}.{event}", "<", marked_before)).limit(limit)
-            for record in self._query(query):
-                found.setdefault(record["name"], record)
-        return list(found.values())[:limit]
-
-    def deliver_events(self, record: Mapping[str, Any]) -> list[str]:
-        """Publishes the events marked on ``record`` and clears their marks;
-        returns those published (none when events are off)."""
-        types = events.pending(record)
-        if self._events is None or not types:
-            return []
-        return self._publish_and_clear(self._ref(record["name"]), record, types)
 
 
 def _record(snapshot: Any) -> dict[str, Any] | None:
@@ -389,10 +391,11 @@ def _record(snapshot: Any) -> dict[str, Any] | None:
 
 @dataclass
 class _Outbox:
-    """The events one transaction attempt marks, published once it commits."""
+    """The events one transaction attempt marks (in ``collection``, when
+    events are on), published once it commits."""
 
-    marking: bool
-    committed: list[tuple[Any, dict[str, Any], list[str]]] = field(default_factory=list)
+    collection: firestore.CollectionReference | None
+    committed: list[lifecycle.EventMessage] = field(default_factory=list)
 
 
 _outbox: ContextVar[_Outbox | None] = ContextVar("operations_outbox", default=None)
@@ -400,17 +403,21 @@ _outbox: ContextVar[_Outbox | None] = ContextVar("operations_outbox", default=No
 
 def _update_state(transaction: firestore.Transaction, ref: firestore.DocumentReference,
                   record: Mapping[str, Any], changes: Mapping[str, Any]) -> None:
-    """``transaction.update(ref, changes)``, marking in the same write the
-    lifecycle events the change makes (``pendingEvents.<TYPE>``)."""
+    """``transaction.update(ref, changes)``, and in the same commit a mark in
+    the outbox for each lifecycle event the change makes."""
+    transaction.update(ref, dict(changes))
     outbox = _outbox.get()
-    types = events.events_for(record, changes)
-    written = dict(changes)
-    if types and outbox is not None:
-        outbox.committed.append((ref, {**record, **changes}, types))
-        if outbox.marking:
-            written.update({f"{events.PENDING_FIELD}.{event}": firestore.SERVER_TIMESTAMP
-                            for event in types})
-    transaction.update(ref, written)
+    types = lifecycle.events_for(record, changes)
+    if not types or outbox is None:
+        return
+    after = {**record, **changes}
+    for event in types:
+        message = lifecycle.message(after, event)
+        outbox.committed.append(message)
+        if outbox.collection is not None:
+            transaction.set(outbox.collection.document(lifecycle.outbox_id(message)),
+                            {**lifecycle.outbox_document(message),
+                             "markedAt": firestore.SERVER_TIMESTAMP})
 
 
 def _live_record(snapshot: Any, now: datetime) -> dict[str, Any] | None:

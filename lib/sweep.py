@@ -92,14 +92,8 @@ class RecoverySweep:
 
     def _publish_pending_events(self, now: datetime) -> int:
         """Publishes events left marked; returns how many were published."""
-        published = 0
-        for record in self._store.pending_events(now - PENDING_EVENTS_AGE, BATCH):
-            try:
-                published += len(self._store.deliver_events(record))
-            except exceptions.GoogleAPICallError as exc:
-                log.warning("sweep could not publish events", extra={"json_fields": {
-                    "operation": record["name"], "reason": errors.reason(exc)}})
-        return published
+        pending = self._store.pending_events(now - PENDING_EVENTS_AGE, BATCH)
+        return self._store.deliver_events(pending) if pending else 0
 
     def _publish(self, name: str) -> bool:
         try:

@@ -526,11 +526,11 @@ def record_created(kind: str) -> None:
         instruments.created.add(1, {"kind": kind})
 
 
-def record_ended(record: Mapping[str, Any]) -> None:
-    """Counts an operation that has just ended (once: where its end committed)."""
+def record_ended(kind: str, code: int) -> None:
+    """Counts an operation that has just ended with ``code`` (once: where its
+    end committed)."""
     if (instruments := _instruments()) is not None:
-        code = int((record.get("error") or {}).get("code", 0))
-        instruments.ended.add(1, {"kind": str(record.get("kind", "")), "code": code})
+        instruments.ended.add(1, {"kind": kind, "code": code})
 
 
 def record_cancel_requested() -> None:

@@ -48,20 +48,33 @@ def test_events_for(before, changes, expected):
 def test_the_message_is_the_operation_with_its_outcome_in_attributes():
     record = {**RUNNING, **model.failed_changes(9, "boom", now=NOW, retention=RETENTION),
               "traceContext": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}
-    data, attributes = events.message(record, events.DONE)
-    assert attributes == {"eventType": "DONE", "operation": record["name"],
-                          "kind": "demo.countdown", "state": "FAILED", "code": "9",
-                          "traceparent": record["traceContext"]}
-    operation = json_format.Parse(data, operations_pb2.Operation())
+    message = events.message(record, events.DONE)
+    assert message.attributes == {"eventType": "DONE", "operation": record["name"],
+                                  "kind": "demo.countdown", "state": "FAILED", "code": "9",
+                                  "traceparent": record["traceContext"]}
+    assert message.ordering_key == record["name"]
+    operation = json_format.Parse(message.data, operations_pb2.Operation())
     assert operation.done and operation.error.code == 9
-    assert "traceContext" not in json.dumps(json.loads(data))
+    assert "traceContext" not in json.dumps(json.loads(message.data))
 
 
 def test_a_running_operations_cancel_request_has_no_code_yet():
     assert "code" not in events.attributes(RUNNING, events.CANCEL_REQUESTED)
 
 
-def test_pending_marks_come_back_in_publishing_order():
-    assert events.pending({"pendingEvents": {"DONE": NOW, "CANCEL_REQUESTED": NOW}}) == [
-        "CANCEL_REQUESTED", "DONE"]
-    assert events.pending({}) == []
+def test_an_outbox_document_gives_back_the_same_message():
+    message = events.message(job(), events.CANCEL_REQUESTED)
+    assert events.from_outbox(events.outbox_document(message)) == message
+
+
+def test_outbox_marks_are_one_per_operation_and_event():
+    one, other = (events.message(job(name=f"operations/o{i}"), events.DONE) for i in (1, 2))
+    ids = {events.outbox_id(one), events.outbox_id(other),
+           events.outbox_id(events.message(job(name="operations/o1"), events.CANCEL_REQUESTED))}
+    assert len(ids) == 3 and all("/" not in i for i in ids)
+
+
+def test_marks_come_back_in_publishing_order():
+    requested = events.message(job(), events.CANCEL_REQUESTED)
+    done = events.message(job(), events.DONE)
+    assert events.in_order([done, requested]) == [requested, done]
