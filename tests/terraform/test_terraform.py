@@ -896,10 +896,10 @@ def test_events_topic_exists_and_every_function_may_publish_to_it_and_is_told_it
 def test_each_function_exports_exactly_what_its_account_may_write(
     rendered: dict[str, Any], function: str,
 ) -> None:
-    from lib import telemetry
+    from lib import otel_setup
 
     env = rendered["env"][function]
-    chosen = telemetry.exporters_from_env(env)
+    chosen = otel_setup.exporters_from_env(env)
     assert chosen.traces == (("gcp_trace",) if function in rendered["trace_functions"] else ())
     assert chosen.metrics == (
         ("gcp_monitoring",) if function in rendered["metric_functions"] else ())

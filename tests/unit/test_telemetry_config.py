@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 
-from lib import logs, telemetry
+from lib import logs, otel_setup
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
         "a list of exporters", "none turns one signal off",
         "an unknown exporter is dropped", "OTEL_SDK_DISABLED wins"])
 def test_exporters_from_env(environ, traces, metrics):
-    assert telemetry.exporters_from_env(environ) == telemetry.Exporters(traces, metrics)
+    assert otel_setup.exporters_from_env(environ) == otel_setup.Exporters(traces, metrics)
 
 
 _PROBE = ("import sys, main; "
