@@ -6,6 +6,7 @@ module decides what happens to operations, through the store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -182,9 +183,10 @@ class OperationsService:
 
     def _link_to_creation(self, name: str) -> None:
         """Links the current span to the operation's creation: one more read,
-        made only while traces are recorded."""
+        made only while traces are recorded, and never a reason to fail."""
         if telemetry.tracing():
-            telemetry.link_operation(self._store.get(name))
+            with contextlib.suppress(exceptions.GoogleAPICallError):
+                telemetry.link_operation(self._store.get(name))
 
     def _wait_timeout(self, name: str, body: Mapping[str, Any]) -> float:
         unknown = sorted(set(body) - {"name", "timeout"})
