@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 
-from lib import logs, otel_setup
+from lib import logs, otel_setup, telemetry
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,3 +100,28 @@ def test_outside_a_span_the_header_fields_stay(monkeypatch):
         entry = _formatted("outside")
     assert entry["logging.googleapis.com/trace"] == f"projects/proj/traces/{'a' * 32}"
     assert entry["logging.googleapis.com/spanId"] == format(1, "016x")
+
+
+@pytest.mark.parametrize(("headers", "trace_id", "span_id", "sampled"), [
+    ({"traceparent": f"00-{'a' * 32}-{'b' * 16}-01"}, "a" * 32, "b" * 16, True),
+    ({"traceparent": f"00-{'a' * 32}-{'b' * 16}-00"}, "a" * 32, "b" * 16, False),
+    ({"X-Cloud-Trace-Context": f"{'C' * 32}/17;o=1"}, "c" * 32, format(17, "016x"), True),
+    ({"X-Cloud-Trace-Context": f"{'c' * 32}/17;o=0"}, "c" * 32, format(17, "016x"), False),
+    ({"traceparent": f"00-{'a' * 32}-{'b' * 16}-01",
+      "X-Cloud-Trace-Context": f"{'c' * 32}/17;o=1"}, "a" * 32, "b" * 16, True),
+], ids=["a W3C traceparent", "an unsampled traceparent", "an X-Cloud-Trace-Context",
+        "an unsampled X-Cloud-Trace-Context", "traceparent wins over X-Cloud-Trace-Context"])
+def test_an_incoming_request_continues_its_callers_trace(headers, trace_id, span_id, sampled):
+    parent = trace.get_current_span(telemetry._incoming(headers)).get_span_context()
+    assert (format(parent.trace_id, "032x"), format(parent.span_id, "016x")) == (
+        trace_id, span_id)
+    assert parent.trace_flags.sampled is sampled and parent.is_remote
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"traceparent": "garbage"}, {"X-Cloud-Trace-Context": "not-a-trace"},
+    {"X-Cloud-Trace-Context": f"{'0' * 32}/1;o=1"},
+], ids=["no header", "a malformed traceparent", "a malformed X-Cloud-Trace-Context",
+        "an all-zero trace id"])
+def test_without_a_valid_incoming_context_a_new_trace_starts(headers):
+    assert telemetry._incoming(headers) is None
