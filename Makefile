@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint package bench soak check-invariants clean
+.PHONY: run test lint package bench soak check-invariants trace-demo clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ soak: $(STAMP)
 	$(PY) scripts/soak.py
 	FUZZ_CASES=3000 FUZZ_COVERAGE=1 PROPERTY_EXAMPLES=1000 \
 		$(PY) -m pytest -q tests/e2e/test_fuzz.py tests/unit/test_properties.py
+
+## trace-demo: a stack exporting to an in-process OTLP receiver; runs a job, cancels
+## one, prints their traces as trees, the lifecycle events and the metrics
+trace-demo: $(STAMP)
+	$(PY) scripts/trace_demo.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

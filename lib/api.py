@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import flask
 from google.api_core import exceptions
 
-from lib import errors, logs
+from lib import errors, logs, telemetry
 from lib.auth import Principal, TokenVerifier, bearer_token, require_scope
 from lib.config import Settings
 from lib.policy import Policy, check_permission
@@ -48,7 +48,8 @@ class OperationsApi:
 
     def handle(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
-        with logs.context(**logs.trace_fields(request.headers, self._settings.project)):
+        with (logs.context(**logs.trace_fields(request.headers, self._settings.project)),
+              telemetry.server_span(request.method, request.headers) as span):
             matched: list[RouteMatch] = []
             try:
                 status, body = self._dispatch(request, matched)
@@ -58,6 +59,7 @@ class OperationsApi:
             except Exception:
                 log.exception("unhandled error")
                 response = self._error_response(errors.internal_error(), None)
+            span.finish(response.status_code, matched[0].route.template if matched else None)
             log.info(
                 "request",
                 extra={"json_fields": {

@@ -54,6 +54,11 @@ Environment variables (all optional):
                                     same value on every instance (without it
                                     the key is derived from the project and
                                     collection: tokens are then forgeable)
+    OPERATIONS_EVENTS_TOPIC         Pub/Sub topic id of the lifecycle events
+                                    (CANCEL_REQUESTED, DONE); unset: no events
+    OTEL_*                          the standard OpenTelemetry variables, read
+                                    by lib/otel_setup.py and the SDK (exporters,
+                                    endpoint, service name, sampler)
 """
 
 from __future__ import annotations
@@ -114,6 +119,7 @@ class Settings:
     retention_days: float = 30.0
     log_level: str = "INFO"
     page_token_secret: str | None = None
+    events_topic: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -156,6 +162,7 @@ class Settings:
             retention_days=_float(env, "RETENTION_DAYS", 30.0, 0.0001, 3650),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             page_token_secret=env.get("PAGE_TOKEN_SECRET") or None,
+            events_topic=(env.get("OPERATIONS_EVENTS_TOPIC") or "").strip() or None,
         )
 
 

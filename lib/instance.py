@@ -36,7 +36,7 @@ from typing import Any
 
 from google.api_core import exceptions
 
-from lib import errors, model
+from lib import errors, model, telemetry
 from lib.config import Settings
 from lib.running import DEADLINE, REQUEST, Cancellation, RunningJob, fields
 from lib.store import Listener, OperationStore
@@ -134,6 +134,13 @@ class WorkerInstance:
         self._wake.set()
 
     def _acknowledged(self, job: RunningJob) -> None:
+        """The handler's context exposed a requested cancel: time it, and
+        write it unless the handler's final write carries it."""
+        cancellation, seen = job.cancellation, job.acknowledged_at
+        telemetry.cancel_event("acknowledged", operation=job.name)
+        if cancellation is not None and cancellation.requested_at and seen:
+            latency = (seen - cancellation.requested_at).total_seconds() * 1000
+            telemetry.record_cancel_ack(max(0.0, latency), kind=job.kind.name)
         with self._lock:
             self._acks[job.name] = self._monotonic() + ACK_WRITE_DELAY_SECONDS
         self._wake.set()
@@ -279,6 +286,8 @@ class WorkerInstance:
             log.warning("forced end not written; the sweep will end it", extra=fields(
                 operation=job.name, reason=errors.reason(exc)))
             written = False
+        telemetry.cancel_event("forced", operation=job.name, cause=cancellation.cause)
+        telemetry.record_forced(kind=job.kind.name)
         where = stuck_at(job.thread_id)
         log.warning("handler ignored its cancel past the grace; operation ended (forced)",
                     extra=fields(operation=job.name, kind=job.kind.name,

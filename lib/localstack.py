@@ -239,6 +239,36 @@ def create_push_subscription(emulators: Emulators, topic: str, endpoint: str,
                 os.environ[key] = value
 
 
+def create_topic(emulators: Emulators, topic: str,
+                 pull_subscription: str | None = None) -> None:
+    """Creates ``topic`` (the lifecycle events topic, say) and, if named, a
+    pull subscription on it with message ordering (idempotent)."""
+    previous = {k: os.environ.get(k) for k in emulators.env()}
+    os.environ.update(emulators.env())
+    try:
+        import google.cloud.pubsub_v1 as pubsub_v1
+        from google.api_core import exceptions
+
+        publisher = pubsub_v1.PublisherClient()
+        topic_path = publisher.topic_path(emulators.project, topic)
+        with contextlib.suppress(exceptions.AlreadyExists):
+            publisher.create_topic(name=topic_path)
+        if pull_subscription is not None:
+            subscriber = pubsub_v1.SubscriberClient()
+            with contextlib.suppress(exceptions.AlreadyExists):
+                subscriber.create_subscription(request={
+                    "name": subscriber.subscription_path(emulators.project, pull_subscription),
+                    "topic": topic_path, "enable_message_ordering": True})
+            subscriber.close()
+        publisher.transport.close()
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @dataclass
 class Functions:
     """operations_http, operations_worker (and operations_sweep, given a port)
@@ -306,6 +336,7 @@ def main() -> int:
     env = os.environ
     project = env.get("GOOGLE_CLOUD_PROJECT") or "demo-local"
     topic = env.get("OPERATIONS_TOPIC") or "operations-jobs"
+    events_topic = env.get("OPERATIONS_EVENTS_TOPIC") or f"{topic}-events"
     http_port = int(env.get("PORT", "8080"))
     worker_port = int(env.get("WORKER_PORT", "8081"))
     sweep_port = int(env.get("SWEEP_PORT", "8082"))
@@ -314,6 +345,7 @@ def main() -> int:
     emulators = Emulators(project, int(env.get("FIRESTORE_EMULATOR_PORT", "8086")),
                           int(env.get("PUBSUB_EMULATOR_PORT", "8085")), log_dir)
     functions = Functions(stack_env(env, emulators, topic,
+                                    {"OPERATIONS_EVENTS_TOPIC": events_topic},
                                     api_url=f"http://127.0.0.1:{http_port}"),
                           http_port, worker_port, sweep_port=sweep_port)
     stopping: list[int] = []
@@ -335,9 +367,11 @@ def main() -> int:
         create_push_subscription(
             emulators, f"{topic}-sweep",
             f"http://127.0.0.1:{sweep_port}/projects/{project}/topics/{topic}-sweep")
+        # Lifecycle events, with a pull subscription to read them from.
+        create_topic(emulators, events_topic, pull_subscription=f"{events_topic}-pull")
         functions.start()
         print(json.dumps({"api": f"http://127.0.0.1:{http_port}", "worker": worker_port,
-                          "sweep": sweep_port,
+                          "sweep": sweep_port, "events_topic": events_topic,
                           "firestore": emulators.firestore_port,
                           "pubsub": emulators.pubsub_port, "project": project}), flush=True)
         print(f"ready: Operations API on http://127.0.0.1:{http_port} (Ctrl-C stops everything)",

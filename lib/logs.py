@@ -23,6 +23,7 @@ _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "log_context", default=MappingProxyType({}))
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?")
+_project: list[str] = []  # for the trace field of the current span (configure)
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,6 +35,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
         }
         entry.update(_context.get())
+        entry.update(_span_fields())
         entry.update(getattr(record, "json_fields", None) or {})
         if record.exc_info:
             # The stack goes to the log, never to a response.
@@ -41,14 +43,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure(level: str = "INFO") -> None:
-    """Sends every logger's records, as JSON lines, to stderr (idempotent)."""
+def configure(level: str = "INFO", project: str | None = None) -> None:
+    """Sends every logger's records, as JSON lines, to stderr (idempotent).
+
+    With ``project``, a line written inside an OpenTelemetry span carries that
+    span's trace and span id, so Cloud Logging shows it under its trace.
+    """
+    if project:
+        _project[:] = [project]
     root = logging.getLogger()
     if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
     root.setLevel(level)
+
+
+def _span_fields() -> dict[str, Any]:
+    """Cloud Logging trace fields of the current span; {} outside one. Read
+    only if OpenTelemetry is loaded already: without it there is no span."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None or not _project:
+        return {}
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    trace_name = f"projects/{_project[0]}/traces/{context.trace_id:032x}"
+    return {"logging.googleapis.com/trace": trace_name,
+            "logging.googleapis.com/spanId": f"{context.span_id:016x}",
+            "logging.googleapis.com/trace_sampled": bool(context.trace_flags.sampled)}
 
 
 class HeaderSource(Protocol):

@@ -1,14 +1,29 @@
-"""Pub/Sub: tells the worker that a job is queued. Only this module imports Pub/Sub."""
+"""Pub/Sub: tells the worker that a job is queued, and announces lifecycle
+events. Only this module imports Pub/Sub.
+
+A job message carries its publish span's context in a W3C ``traceparent``
+attribute (lib/telemetry.py). google-cloud-pubsub's own OpenTelemetry option
+(``PublisherOptions(enable_open_telemetry_tracing=True)``) was not used: it
+writes the context as ``googclient_traceparent``, which only its own
+streaming-pull subscriber reads, while the worker is pushed CloudEvents by
+Eventarc and reads the attributes itself; the standard attribute is what
+any consumer's propagator understands.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from google.api_core import exceptions
 
-from lib import errors
+from lib import errors, events, telemetry
+
+log = logging.getLogger("operations.publisher")
 
 
 class JobPublisher(Protocol):
@@ -44,8 +59,60 @@ class PubSubJobPublisher:
         topic = client.topic_path(self._project, self._topic)
         data = json.dumps({"name": name}).encode()
         try:
-            client.publish(topic, data).result(timeout=self._timeout)
+            with telemetry.publish_span(self._topic, name) as attributes:
+                client.publish(topic, data, **attributes).result(timeout=self._timeout)
         except (exceptions.GoogleAPICallError, TimeoutError, OSError) as exc:
             raise errors.error(exceptions.ServiceUnavailable,
                                "Could not queue the job; nothing was created. Retry.",
                                "PUBLISH_FAILED") from exc
+
+
+class PubSubEventPublisher:
+    """Publishes lifecycle events (lib/events.py) to the events topic, in
+    order per operation (the ordering key is its name)."""
+
+    def __init__(self, project: str, topic: str, timeout_seconds: float = 10.0,
+                 client: Any = None) -> None:
+        self._project = project
+        self._topic = topic
+        self._timeout = timeout_seconds
+        self._client = client
+        self._lock = threading.Lock()
+
+    def _publisher(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import google.cloud.pubsub_v1 as pubsub_v1
+
+                self._client = pubsub_v1.PublisherClient(
+                    batch_settings=pubsub_v1.types.BatchSettings(max_messages=1),
+                    publisher_options=pubsub_v1.types.PublisherOptions(
+                        enable_message_ordering=True),
+                )
+            return self._client
+
+    def publish_events(self, messages: Sequence[events.EventMessage]) -> int:
+        """Publishes ``messages`` in order; returns how many were published.
+
+        Stops at the first failure (a later event must not overtake it): what
+        is left stays marked pending, and the sweep publishes it.
+        """
+        client = self._publisher()
+        topic = client.topic_path(self._project, self._topic)
+        published = 0
+        for message in messages:
+            try:
+                client.publish(topic, message.data, ordering_key=message.ordering_key,
+                               **message.attributes).result(timeout=self._timeout)
+            except Exception as exc:
+                # An ordering key stays paused after a failure until resumed
+                # (RuntimeError: it was not paused, e.g. after a timeout).
+                with contextlib.suppress(RuntimeError, ValueError):
+                    client.resume_publish(topic, message.ordering_key)
+                log.warning("event not published; the sweep will publish it", extra={
+                    "json_fields": {"operation": message.operation,
+                                    "eventType": message.event_type,
+                                    "error": type(exc).__name__}})
+                break
+            published += 1
+        return published

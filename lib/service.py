@@ -6,6 +6,7 @@ module decides what happens to operations, through the store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -17,7 +18,7 @@ from typing import Any
 from google.api_core import exceptions
 from google.protobuf import duration_pb2
 
-from lib import errors, listing, model, pagination
+from lib import errors, listing, model, pagination, telemetry
 from lib.config import Settings
 from lib.kinds import get_kind
 from lib.model import utcnow
@@ -82,10 +83,14 @@ class OperationsService:
 
     def cancel_operation(self, name: str, principal: str) -> None:
         """docs/architecture.md "Cancel": one transaction; a repeat writes nothing."""
+        self._link_to_creation(name)
         result = self._store.cancel(name, principal=principal, now=self._clock(),
                                     retention=self._retention)
         if result is CancelResult.NOT_FOUND:
             raise not_found(name)
+        if result is CancelResult.CHANGED:
+            telemetry.cancel_event("requested", requested_by=principal)
+            telemetry.record_cancel_requested()
         log.info("cancel requested" if result is CancelResult.CHANGED else "cancel: no change",
                  extra={"json_fields": {"operation": name}})
 
@@ -115,11 +120,15 @@ class OperationsService:
             target=f"{parent}/jobs/{job_id}", kind=kind.name, params=params,
             created_by=principal, now=self._clock(),
         )
+        trace_context = telemetry.current_traceparent()
+        if trace_context:
+            record["traceContext"] = trace_context  # later requests link to this trace
         self._store.create(record)
         try:
             self._publisher.publish(record["name"])
         except exceptions.GoogleAPICallError as failure:
             return render(self._after_failed_publish(record, failure))
+        telemetry.record_created(kind.name)
         log.info("job queued", extra={"json_fields": {"operation": record["name"],
                                                       "kind": kind.name}})
         return render(record)
@@ -190,6 +199,7 @@ class OperationsService:
     def delete_operation(self, name: str) -> None:
         """Forgets the operation. Its work is not cancelled (google.longrunning):
         the worker runs on and ends quietly, writing nothing."""
+        self._link_to_creation(name)
         if self._store.delete(name, now=self._clock()) is DeleteResult.NOT_FOUND:
             raise not_found(name)
         log.info("deleted", extra={"json_fields": {"operation": name}})
@@ -199,6 +209,7 @@ class OperationsService:
         state. A document listener wakes it, not a sleep loop."""
         timeout = self._wait_timeout(name, body)
         record = self._live_record(name)
+        telemetry.link_operation(record)
         if record.get("done") or timeout <= 0:
             return render(record)
         latest: list[dict[str, Any] | None] = [record]
@@ -217,6 +228,13 @@ class OperationsService:
         if latest[0] is None:
             raise not_found(name)  # deleted while we waited
         return render(latest[0])
+
+    def _link_to_creation(self, name: str) -> None:
+        """Links the current span to the operation's creation: one more read,
+        made only while traces are recorded, and never a reason to fail."""
+        if telemetry.tracing():
+            with contextlib.suppress(exceptions.GoogleAPICallError):
+                telemetry.link_operation(self._store.get(name))
 
     def _wait_timeout(self, name: str, body: Mapping[str, Any]) -> float:
         unknown = sorted(set(body) - {"name", "timeout"})

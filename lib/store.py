@@ -14,8 +14,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -26,7 +27,10 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.services.firestore.transports import base as firestore_base
 
-from lib import errors, model
+from lib import errors, model, telemetry
+from lib import events as lifecycle
+
+log = logging.getLogger("operations.store")
 
 log = logging.getLogger("operations.store")
 
@@ -95,6 +99,13 @@ class Listener(Protocol):
     def close(self) -> None: ...
 
 
+class EventSink(Protocol):
+    """Where lifecycle events go (lib.publisher.PubSubEventPublisher)."""
+
+    def publish_events(self, messages: Sequence[lifecycle.EventMessage]) -> int:
+        """Publishes ``messages`` in order; returns how many were published."""
+
+
 class OperationStore(Protocol):
     """What the service and the worker need from storage."""
 
@@ -125,6 +136,9 @@ class OperationStore(Protocol):
     def watch_held(self, owner: str,
                    on_change: Callable[[str, dict[str, Any] | None], None]) -> Listener: ...
     def cancels_held(self, owner: str) -> list[dict[str, Any]]: ...
+    def pending_events(self, marked_before: datetime,
+                       limit: int) -> list[lifecycle.EventMessage]: ...
+    def deliver_events(self, messages: Sequence[lifecycle.EventMessage]) -> int: ...
 
 
 class AccessCounter:
@@ -167,16 +181,20 @@ class FirestoreOperationStore:
 
     def __init__(self, client: firestore.Client, collection: str,
                  deadline_seconds: float | None = None,
-                 abort_retries: int = _ABORT_RETRIES) -> None:
+                 abort_retries: int = _ABORT_RETRIES,
+                 events: EventSink | None = None) -> None:
         if deadline_seconds is not None:
             bound_deadlines(client, deadline_seconds)
         self._client = client
+        self._events = events  # None: lifecycle events are off, nothing is marked
         self._abort_retries = abort_retries
         self._collection = client.collection(collection)
         # One document per worker instance (process): its lease. The jobs it
         # runs point at it (``lease.owner``), so one write per heartbeat keeps
         # all of them alive; each job keeps its own fencing token.
         self._instances = client.collection(f"{collection}-instances")
+        # Lifecycle events waiting to be published (lib/events.py).
+        self._outbox = client.collection(collection + lifecycle.OUTBOX_SUFFIX)
         self.counter = AccessCounter()
 
     def _ref(self, name: str) -> firestore.DocumentReference:
@@ -385,6 +403,8 @@ class FirestoreOperationStore:
         """
         for attempt in range(self._abort_retries + 1):
             transaction = self._client.transaction(max_attempts=1)
+            outbox = _Outbox(self._outbox if self._events is not None else None)
+            token = _outbox.set(outbox)
             try:
                 with _translated():
                     result, writes = body(transaction, ref, *args)
@@ -393,8 +413,66 @@ class FirestoreOperationStore:
                 if attempt == self._abort_retries:
                     raise
                 time.sleep(min(1.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+            finally:
+                _outbox.reset(token)
         self.counter.add(reads=1, writes=writes)
+        if outbox.committed:
+            self._committed_events(outbox.committed)
         return result
+
+    # Lifecycle events (lib/events.py): marked in the transaction that makes
+    # them, published after its commit by the process that committed.
+
+    def _committed_events(self, messages: list[lifecycle.EventMessage]) -> None:
+        for message in messages:
+            if message.event_type == lifecycle.DONE:
+                telemetry.record_ended(message.attributes["kind"],
+                                       int(message.attributes.get("code", 0)))
+        if self._events is not None:
+            self.counter.add(writes=len(messages))  # the marks, in the same commit
+            self.deliver_events(messages)
+
+    def pending_events(self, marked_before: datetime,
+                       limit: int) -> list[lifecycle.EventMessage]:
+        """Events marked before ``marked_before`` and not yet published (the
+        process that marked them died, or their publish failed)."""
+        query = self._outbox.where(
+            filter=FieldFilter("markedAt", "<", marked_before)).limit(limit)
+        with _translated():
+            found = [lifecycle.from_outbox(snapshot.to_dict() or {}) for snapshot in query.stream()]
+        self.counter.add(reads=max(1, len(found)))
+        return lifecycle.in_order(found)
+
+    def deliver_events(self, messages: Sequence[lifecycle.EventMessage]) -> int:
+        """Publishes ``messages`` (in order within each operation) and deletes
+        the marks of those published; returns how many were published."""
+        if self._events is None:
+            return 0
+        published = 0
+        by_operation: dict[str, list[lifecycle.EventMessage]] = {}
+        for message in messages:
+            by_operation.setdefault(message.operation, []).append(message)
+        for batch in by_operation.values():
+            try:
+                count = self._events.publish_events(batch)
+            except Exception as exc:
+                # The change is committed: its caller must not fail for this.
+                log.warning("events not published; the sweep will publish them", extra={
+                    "json_fields": {"operation": batch[0].operation,
+                                    "error": type(exc).__name__}})
+                continue
+            published += count
+            for message in batch[:count]:
+                try:
+                    with _translated():
+                        self._outbox.document(lifecycle.outbox_id(message)).delete()
+                    self.counter.add(writes=1)
+                except exceptions.GoogleAPICallError as exc:
+                    # Published but still marked: the sweep publishes it
+                    # again, and consumers dedupe on (operation, eventType).
+                    log.warning("event mark not cleared", extra={"json_fields": {
+                        "operation": message.operation, "reason": errors.reason(exc)}})
+        return published
 
 
 class _QueryListener:
@@ -417,6 +495,37 @@ def _record(snapshot: Any) -> dict[str, Any] | None:
     return snapshot.to_dict() if snapshot.exists else None
 
 
+@dataclass
+class _Outbox:
+    """The events one transaction attempt marks (in ``collection``, when
+    events are on), published once it commits."""
+
+    collection: firestore.CollectionReference | None
+    committed: list[lifecycle.EventMessage] = field(default_factory=list)
+
+
+_outbox: ContextVar[_Outbox | None] = ContextVar("operations_outbox", default=None)
+
+
+def _update_state(transaction: firestore.Transaction, ref: firestore.DocumentReference,
+                  record: Mapping[str, Any], changes: Mapping[str, Any]) -> None:
+    """``transaction.update(ref, changes)``, and in the same commit a mark in
+    the outbox for each lifecycle event the change makes."""
+    transaction.update(ref, dict(changes))
+    outbox = _outbox.get()
+    types = lifecycle.events_for(record, changes)
+    if not types or outbox is None:
+        return
+    after = {**record, **changes}
+    for event in types:
+        message = lifecycle.message(after, event)
+        outbox.committed.append(message)
+        if outbox.collection is not None:
+            transaction.set(outbox.collection.document(lifecycle.outbox_id(message)),
+                            {**lifecycle.outbox_document(message),
+                             "markedAt": firestore.SERVER_TIMESTAMP})
+
+
 def _live_record(snapshot: Any, now: datetime) -> dict[str, Any] | None:
     """The record, None when missing or past its retention (as good as gone)."""
     record = _record(snapshot)
@@ -437,7 +546,7 @@ def _cancel(transaction: firestore.Transaction, ref: firestore.DocumentReference
                                    reason=reason)
     if changes is None:
         return CancelResult.UNCHANGED, 0
-    transaction.update(ref, changes)
+    _update_state(transaction, ref, record, changes)
     return CancelResult.CHANGED, 1
 
 
@@ -467,7 +576,8 @@ def _claim(transaction: firestore.Transaction, ref: firestore.DocumentReference,
             return None, 0  # a live instance runs it: a duplicate delivery does no work
     deadline = record.get("deadline")
     if deadline is not None and deadline <= now:
-        transaction.update(ref, model.deadline_changes(now=now, retention=retention))
+        _update_state(transaction, ref, record,
+                      model.deadline_changes(now=now, retention=retention))
         return None, 1
     token = int(lease.get("token", 0)) + 1
     changes = {
@@ -478,7 +588,7 @@ def _claim(transaction: firestore.Transaction, ref: firestore.DocumentReference,
         "statusMessage": "Running.",
         "updateTime": now,
     }
-    transaction.update(ref, changes)
+    _update_state(transaction, ref, record, changes)
     return Claim(record={**record, **changes}, lease=Lease(owner, token)), 1
 
 
@@ -489,7 +599,8 @@ def _end_overdue(transaction: firestore.Transaction, ref: firestore.DocumentRefe
     if (record is None or record.get("state") != model.State.QUEUED.value
             or record.get("deadline") is None or record["deadline"] > now):
         return False, 0
-    transaction.update(ref, model.deadline_changes(now=now, retention=retention))
+    _update_state(transaction, ref, record,
+                      model.deadline_changes(now=now, retention=retention))
     return True, 1
 
 
@@ -547,7 +658,7 @@ def _finish(transaction: firestore.Transaction, ref: firestore.DocumentReference
         holder = _record(instances.document(lease.owner).get(transaction=transaction))
         if holder is not None and holder["expireTime"] > instance_dead_at:
             return False, 0  # the worker renewed its lease after all: it is alive
-    transaction.update(ref, changes(record))
+    _update_state(transaction, ref, record, changes(record))
     return True, 1
 
 

@@ -9,6 +9,8 @@ claim takes them over, fenced by a new lease token). It ends QUEUED
 operations past their deadline, re-publishes QUEUED operations whose message
 seems lost, and forgets dead instances nothing points at any more.
 Re-publishing is always safe: a claim is idempotent.
+It also publishes lifecycle events still marked pending a while after their
+change committed (the process that committed died before publishing them).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from lib.store import Lease, OperationStore
 
 log = logging.getLogger("operations.sweep")
 BATCH = 500
+# The process that commits a change publishes its events within milliseconds;
+# a mark older than this was left behind.
+PENDING_EVENTS_AGE = timedelta(seconds=30)
 
 
 class RecoverySweep:
@@ -53,7 +58,7 @@ class RecoverySweep:
         """One pass; returns what it did, by outcome."""
         now = self._clock()
         report = {"republished": 0, "cancelled": 0, "failed": 0, "requeued": 0,
-                  "deadline": 0, "errors": 0}
+                  "deadline": 0, "errors": 0, "events": 0}
         for record in self._store.stale_running(now, BATCH):
             try:
                 outcome = self._recover(record, now)
@@ -73,6 +78,7 @@ class RecoverySweep:
         for record in self._store.stale_queued(stale, BATCH):
             report["requeued" if self._publish(record["name"]) else "errors"] += 1
         self._store.forget_dead_instances(now, BATCH)
+        report["events"] = self._publish_pending_events(now)
         log.info("sweep done", extra={"json_fields": report})
         return report
 
@@ -101,6 +107,11 @@ class RecoverySweep:
                 code_pb2.ABORTED, message, now=self._clock(), retention=self._retention))
             return "failed" if done else "errors"
         return "republished" if self._publish(name) else "errors"
+
+    def _publish_pending_events(self, now: datetime) -> int:
+        """Publishes events left marked; returns how many were published."""
+        pending = self._store.pending_events(now - PENDING_EVENTS_AGE, BATCH)
+        return self._store.deliver_events(pending) if pending else 0
 
     def _publish(self, name: str) -> bool:
         try:

@@ -24,7 +24,7 @@ from typing import Any
 from google.api_core import exceptions
 from google.rpc import code_pb2
 
-from lib import errors, model, results
+from lib import errors, model, results, telemetry
 from lib.config import Settings
 from lib.instance import WorkerInstance
 from lib.kinds import registered
@@ -82,12 +82,14 @@ class OperationWorker:
             log.warning("dropped a message without a valid operation name")
             return
         try:
-            self.run(name)
+            with telemetry.continued_from(cloud_event.data["message"].get("attributes")):
+                self.run(name)
         except exceptions.GoogleAPICallError as exc:
             log.warning("delivery failed; Pub/Sub will deliver it again", extra=fields(
                 operation=name, reason=errors.reason(exc)))
             raise Redeliver(name) from exc
 
+    @telemetry.traced_run
     def run(self, name: str) -> str:
         """Claims and runs ``name``; returns what happened (for logs and tests):
         ``skipped``, ``succeeded``, ``failed``, ``cancelled``, ``deadline``,
@@ -99,6 +101,7 @@ class OperationWorker:
             log.info("nothing to run: missing, done, past its deadline or held by a live worker",
                      extra=fields(operation=name))
             return "skipped"
+        telemetry.claimed(claim.record)
         kind = registered().get(claim.record.get("kind", ""))
         if kind is None:
             return self._finish_unrunnable(name, claim.lease, claim.record.get("kind"))

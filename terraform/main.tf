@@ -8,6 +8,7 @@ locals {
     build_sa      = "${var.name}-build"
     dead_letter   = "${var.name}-jobs-dead-letter"
     events_sa     = "${var.name}-events"
+    events_topic  = "${var.name}-events"
     http          = "${var.name}-http"
     jobs_topic    = "${var.name}-jobs"
     page_token    = "${var.name}-page-token-secret"
@@ -22,10 +23,12 @@ locals {
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudscheduler.googleapis.com",
+    "cloudtrace.googleapis.com",
     "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
@@ -46,6 +49,22 @@ locals {
     for issuer, spec in var.issuers : issuer => { for key, value in spec : key => value if value != null }
   })
 
+  # Telemetry (lib/telemetry.py reads the standard OTEL_* variables): spans to
+  # Cloud Trace from the functions that make the traces users follow (the
+  # request, the publish, the run); metrics to Cloud Monitoring from all
+  # three (the sweep ends operations too). iam.tf grants by the same lists.
+  trace_exporting_functions  = ["http", "worker"]
+  metric_exporting_functions = ["http", "sweep", "worker"]
+  telemetry_environment = {
+    for function in ["http", "sweep", "worker"] : function => {
+      OTEL_METRICS_EXPORTER   = contains(local.metric_exporting_functions, function) ? "gcp_monitoring" : "none"
+      OTEL_SERVICE_NAME       = local.names[function]
+      OTEL_TRACES_EXPORTER    = contains(local.trace_exporting_functions, function) ? "gcp_trace" : "none"
+      OTEL_TRACES_SAMPLER     = "parentbased_traceidratio"
+      OTEL_TRACES_SAMPLER_ARG = tostring(var.trace_sample_ratio)
+    }
+  }
+
   # lib/config.py reads these; all three functions run the same main.py.
   environment_common = {
     CANCEL_LISTENER               = tostring(var.cancel_listener)
@@ -55,6 +74,7 @@ locals {
     LEASE_SECONDS                 = tostring(var.lease_seconds)
     LOG_LEVEL                     = var.log_level
     OPERATIONS_COLLECTION         = var.collection
+    OPERATIONS_EVENTS_TOPIC       = local.names.events_topic
     OPERATIONS_TOPIC              = local.names.jobs_topic
     PROGRESS_MIN_INTERVAL_SECONDS = tostring(var.progress_min_interval_seconds)
     RETENTION_DAYS                = tostring(var.retention_days)
@@ -64,6 +84,7 @@ locals {
   }
   environment_http = merge(
     local.environment_common,
+    local.telemetry_environment.http,
     {
       AUTH_CLOCK_SKEW_SECONDS         = tostring(var.auth_clock_skew_seconds)
       AUTH_HTTP_TIMEOUT_SECONDS       = tostring(var.auth_http_timeout_seconds)
@@ -82,7 +103,7 @@ locals {
     },
     local.surfaces_json == null ? {} : { OPERATIONS_SURFACES_FILE = "${local.source_root}/surfaces.json" },
   )
-  environment_worker = merge(local.environment_common, {
+  environment_worker = merge(local.environment_common, local.telemetry_environment.worker, {
     MAX_ATTEMPTS          = tostring(var.max_attempts)
     RETRY_BACKOFF_SECONDS = tostring(var.retry_backoff_seconds)
     # A minute under the function's timeout: the job checkpoints, releases its
@@ -90,7 +111,7 @@ locals {
     SLICE_SECONDS = tostring(max(var.worker_function.timeout_seconds - 60, var.worker_function.timeout_seconds / 2))
     THREADS       = tostring(var.worker_function.max_instance_request_concurrency)
   })
-  environment_sweep = merge(local.environment_common, {
+  environment_sweep = merge(local.environment_common, local.telemetry_environment.sweep, {
     MAX_ATTEMPTS               = tostring(var.max_attempts)
     SWEEP_QUEUED_AFTER_SECONDS = tostring(var.sweep_queued_after_seconds)
     THREADS                    = "1"

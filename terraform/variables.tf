@@ -1,6 +1,50 @@
 # Inputs, alphabetical. The settings the code reads are documented in
 # lib/config.py; each variable below names the environment variable it sets.
 
+variable "alert_failure_rate_threshold" {
+  description = "Alert when, over alert_window_seconds, more than this fraction of the operations that ended failed (google.rpc.Code other than OK and CANCELLED)."
+  type        = number
+  default     = 0.1
+
+  validation {
+    condition     = var.alert_failure_rate_threshold > 0 && var.alert_failure_rate_threshold <= 1
+    error_message = "alert_failure_rate_threshold must be a fraction above 0 and at most 1."
+  }
+}
+
+variable "alert_forced_cancels_threshold" {
+  description = "Alert when more than this many cancelled operations were ended by force (their handler ignored the cancel past its grace) within alert_window_seconds. 0: alert on any."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.alert_forced_cancels_threshold >= 0 && floor(var.alert_forced_cancels_threshold) == var.alert_forced_cancels_threshold
+    error_message = "alert_forced_cancels_threshold must be a whole number, 0 or more."
+  }
+}
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) the alert policies notify. Empty: the incidents show in the console only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for channel in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", channel))])
+    error_message = "Each alert_notification_channels entry must be a channel id such as projects/P/notificationChannels/123."
+  }
+}
+
+variable "alert_window_seconds" {
+  description = "Window over which the alert policies count forced cancels and the failure rate, in seconds."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.alert_window_seconds >= 60 && var.alert_window_seconds <= 86400 && var.alert_window_seconds % 60 == 0
+    error_message = "alert_window_seconds must be a whole number of minutes from 60 to 86400."
+  }
+}
+
 variable "api_gateway_service_account" {
   description = <<-EOT
     Email of the API Gateway (or ESPv2) service account that fronts the API.
@@ -502,6 +546,17 @@ variable "tokeninfo_url" {
   validation {
     condition     = var.tokeninfo_url == null || startswith(coalesce(var.tokeninfo_url, "-"), "https://")
     error_message = "tokeninfo_url must be an https:// URL or null."
+  }
+}
+
+variable "trace_sample_ratio" {
+  description = "Fraction of new traces recorded (OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG); a request that comes with a sampled trace context is always recorded."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.trace_sample_ratio >= 0 && var.trace_sample_ratio <= 1
+    error_message = "trace_sample_ratio must be from 0 to 1."
   }
 }
 

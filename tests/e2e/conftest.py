@@ -15,7 +15,14 @@ import pytest
 import requests
 
 from lib import devtoken
-from lib.localstack import Emulators, Functions, create_push_subscription, free_port, stack_env
+from lib.localstack import (
+    Emulators,
+    Functions,
+    create_push_subscription,
+    create_topic,
+    free_port,
+    stack_env,
+)
 from lib.store import FirestoreOperationStore
 
 COLLECTION = "operations-e2e"
@@ -60,7 +67,9 @@ def stack(emulators: Emulators, dev_dir: Path,
     create_push_subscription(
         emulators, topic,
         f"http://127.0.0.1:{worker_port}/projects/{emulators.project}/topics/{topic}")
+    create_topic(emulators, f"{topic}-events")
     env = stack_env(os.environ, emulators, topic, {
+        "OPERATIONS_EVENTS_TOPIC": f"{topic}-events",
         "AUTH_ISSUERS": devtoken.issuers_env(dev_dir, audience=url),  # as make run's
         "OPERATIONS_COLLECTION": COLLECTION,
         "OPERATIONS_KIND_MODULES": "tests.e2e.user_kinds",

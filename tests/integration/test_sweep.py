@@ -48,7 +48,7 @@ def test_a_live_workers_operation_is_left_alone(store, queued, emulators, jobs_t
     claim_as(store, name, owner="alive", now=model.utcnow(), lease_seconds=60)
     assert sweep(store, emulators, topic, model.utcnow()) == {
         "republished": 0, "cancelled": 0, "failed": 0, "requeued": 0, "deadline": 0,
-        "errors": 0}
+        "errors": 0, "events": 0}
     assert published() == []
 
 
