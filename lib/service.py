@@ -69,6 +69,7 @@ class OperationsService:
         self._new_id = new_id
         self._retention = timedelta(days=settings.retention_days)
         self._wait_max = settings.wait_max_seconds
+        self._scan_limit = settings.list_scan_limit
         self._token_key = page_token_key(settings)
 
     def get_operation(self, name: str) -> dict[str, Any]:
@@ -183,16 +184,17 @@ class OperationsService:
             after = (cursor["createTime"], cursor["id"])
         page = self._store.list_page(
             parent, matches=selection.matches, equalities=selection.equalities(),
-            bounds=selection.create_time_bounds(), size=size, after=after, now=self._clock())
+            bounds=selection.create_time_bounds(), size=size, after=after, now=self._clock(),
+            scan_limit=self._scan_limit)
         # The proto3 JSON of a ListOperationsResponse, one operation at a time,
         # so that one unreadable record does not fail the page.
         response: dict[str, Any] = {}
         if page.records:
             response["operations"] = [render(record) for record in page.records]
-        if page.has_more:
-            last = page.records[-1]
+        if page.next_after is not None:
+            created, document = page.next_after
             response["nextPageToken"] = pagination.encode_page_token(
-                {"createTime": last["createTime"], "id": model.document_id(last["name"])},
+                {"createTime": created, "id": document},
                 parent=parent, filter_text=filter_text, key=self._token_key)
         return response
 

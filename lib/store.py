@@ -70,8 +70,16 @@ class LeaseLost(Exception):
 
 @dataclass(frozen=True)
 class Page:
+    """One page of a list: the records, and where the next page starts (the
+    last record returned, or the last document read when the scan limit
+    stopped a filtered scan first: AIP-158 allows a short page); None at the end."""
+
     records: list[dict[str, Any]]
-    has_more: bool
+    next_after: tuple[datetime, str] | None = None
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_after is not None
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,8 @@ class OperationStore(Protocol):
     def delete(self, name: str, *, now: datetime) -> DeleteResult: ...
     def list_page(self, parent: str, *, matches: Callable[[Mapping[str, Any]], bool],
                   equalities: Mapping[str, Any], bounds: list[tuple[str, datetime]],
-                  size: int, after: tuple[datetime, str] | None, now: datetime) -> Page: ...
+                  size: int, after: tuple[datetime, str] | None, now: datetime,
+                  scan_limit: int = 1000) -> Page: ...
     def stale_running(self, now: datetime, limit: int) -> list[dict[str, Any]]: ...
     def stale_queued(self, updated_before: datetime, limit: int) -> list[dict[str, Any]]: ...
     def overdue_queued(self, now: datetime, limit: int) -> list[dict[str, Any]]: ...
@@ -265,14 +274,17 @@ class FirestoreOperationStore:
 
     def list_page(self, parent: str, *, matches: Callable[[Mapping[str, Any]], bool],
                   equalities: Mapping[str, Any], bounds: list[tuple[str, datetime]],
-                  size: int, after: tuple[datetime, str] | None, now: datetime) -> Page:
+                  size: int, after: tuple[datetime, str] | None, now: datetime,
+                  scan_limit: int = 1000) -> Page:
         """Up to ``size`` live operations of ``parent`` that ``matches``, newest
         first, strictly after the ``(createTime, document id)`` cursor.
 
         Keyset pagination: the cursor goes into the query (``start_after``), so
         page 200 costs what page 1 costs. Equalities and createTime bounds run
         in Firestore; ``matches`` re-checks everything in memory, reading on in
-        chunks while the filter rejects documents.
+        chunks while the filter rejects documents, but no more than
+        ``scan_limit`` documents in one call (or ``size + 1``, if larger): a
+        filter that matches little then gives a short page that continues.
         """
         query = self._collection.where(filter=FieldFilter("parent", "==", parent))
         for path, value in equalities.items():
@@ -282,6 +294,7 @@ class FirestoreOperationStore:
         query = (query.order_by("createTime", direction=firestore.Query.DESCENDING)
                  .order_by("__name__", direction=firestore.Query.DESCENDING))
         found: list[dict[str, Any]] = []
+        budget = max(scan_limit, size + 1)
         chunk = size + 1
         cursor = after
         while True:
@@ -292,17 +305,22 @@ class FirestoreOperationStore:
             with _translated():
                 snapshots = list(page.limit(chunk).stream())
             self.counter.add(reads=max(1, len(snapshots)))
+            budget -= len(snapshots)
             for snapshot in snapshots:
                 record = snapshot.to_dict() or {}
                 if matches(record) and not model.is_expired(record, now):
                     found.append(record)
                     if len(found) > size:
-                        return Page(found[:size], has_more=True)
+                        last_found = found[size - 1]
+                        return Page(found[:size], (last_found["createTime"],
+                                                   model.document_id(last_found["name"])))
             if len(snapshots) < chunk:
-                return Page(found, has_more=False)
+                return Page(found)
             last = snapshots[-1]
             cursor = (last.get("createTime"), last.id)
-            chunk = min(chunk * 2, 1000)
+            if budget <= 0:
+                return Page(found, cursor)  # the scan limit: a short page that continues
+            chunk = min(chunk * 2, 1000, budget)
 
     def stale_running(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """RUNNING operations whose instance lease expired: their worker is gone."""
