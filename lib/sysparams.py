@@ -3,7 +3,8 @@
 https://cloud.google.com/apis/docs/system-parameters lists them. Each is
 parsed and checked once, at the HTTP edge, into ``SystemParameters``:
 
-- ``alt``/``$alt``: ``json`` only (the other formats are 400);
+- ``alt``/``$alt``: ``json`` only (optionally ``;enum-encoding=int``, as
+  generated REST clients send it); the other formats are 400;
 - ``prettyPrint``/``$prettyPrint``: ``true`` indents the JSON answer,
   ``false`` (the default here) keeps it compact;
 - ``$.xgafv``: the error format, ``1`` or ``2``; errors are AIP-193 either way;
@@ -43,6 +44,7 @@ QUERY_PARAMETERS = {
     "quotaUser": "quotaUser", "$quotaUser": "quotaUser",
     REASON_PARAM: REASON_PARAM,
 }
+_ALT_OPTIONS = frozenset({"enum-encoding=int", "enum-encoding=string"})
 _LOGGED_HEADERS = {"X-Goog-Api-Client": "apiClient", "X-Goog-User-Project": "userProject"}
 
 # A field mask: field name -> the mask within it (None: all of it).
@@ -97,8 +99,10 @@ def parse(query: Iterable[tuple[str, list[str]]], headers: Mapping[str, str] | A
                                           "REPEATED_QUERY_PARAMETER")
         target[name] = values[0]
 
-    alt = system.get("alt", "json")
-    if alt.lower() != "json":
+    # Generated REST clients send "$alt=json;enum-encoding=int": JSON still
+    # (this API's messages hold no enums).
+    alt, *options = system.get("alt", "json").lower().split(";")
+    if alt != "json" or not set(options) <= _ALT_OPTIONS:
         raise errors.invalid_argument("alt must be json: this service answers JSON only.",
                                       "INVALID_SYSTEM_PARAMETER", parameter="alt")
     xgafv = system.get("$.xgafv", "2")
