@@ -509,14 +509,19 @@ variable "surfaces" {
   description = <<-EOT
     API surfaces replacing the built-in v1 and v3beta1 (OPERATIONS_SURFACES_FILE,
     lib/routes.py): surface -> { scopes = OAuth scopes it accepts (any one),
-    routes = [{ method, template (AIP-127), action }] }. Null keeps the
-    built-in table. Shipped in the HTTP function's source as surfaces.json.
+    routes = [{ method, template (AIP-127), action, and on a create_job
+    route: operations = the name template of its operations over {parent}
+    and {id}, parent = the literal parent of a path without a variable }] }.
+    Null keeps the built-in table. Shipped in the HTTP function's source as
+    surfaces.json.
   EOT
   type = map(object({
     routes = list(object({
-      action   = string
-      method   = string
-      template = string
+      action     = string
+      method     = string
+      operations = optional(string)
+      parent     = optional(string)
+      template   = string
     }))
     scopes = list(string)
   }))

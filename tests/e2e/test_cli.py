@@ -150,3 +150,35 @@ def test_a_usage_error_exits_2_without_calling_the_service(cli, args):
     assert result.returncode == 2
     assert result.stdout == ""
     assert "usage" in result.stderr
+
+
+SHAPES = {
+    "v1 operations/{id}": ("v1", "operations", "operations/"),
+    "v1 projects/P/locations/L/operations/{id}": ("v1", "projects/p-{u}/locations/us",
+                                                  "projects/p-{u}/locations/us/operations/"),
+    "v3beta1 projects/P/operations/{id}": ("v3beta1", "projects/p-{u}",
+                                           "projects/p-{u}/operations/"),
+    "v3beta1 projects/P/locations/L/operations/{id}": (
+        "v3beta1", "projects/p-{u}/locations/us", "projects/p-{u}/locations/us/operations/"),
+}
+
+
+@pytest.mark.parametrize(("surface", "parent", "prefix"), SHAPES.values(), ids=SHAPES.keys())
+def test_create_get_cancel_and_list_work_on_every_name_shape(cli, unique, surface, parent,
+                                                             prefix):
+    parent, prefix = parent.format(u=unique), prefix.format(u=unique)
+    created = cli("--surface", surface, "create", parent, "--kind", "demo.countdown",
+                  "--param", "steps=5", "--param", "stepSeconds=30")
+    assert created.returncode == 0, created.stderr
+    name = operation(created.stdout).name
+    assert name.startswith(prefix) and "/" not in name[len(prefix):], name
+
+    assert cli("--surface", surface, "cancel", name).returncode == 0
+    waited = cli("--surface", surface, "wait", name, "--timeout", "30")
+    assert waited.returncode == 1, waited.stderr  # done with an error: cancelled
+    assert operation(waited.stdout).error.code == 1
+
+    listed = cli("--surface", surface, "list", parent, "--filter", "error.code = 1")
+    assert listed.returncode == 0, listed.stderr
+    assert name in [op["name"] for op in json.loads(listed.stdout)["operations"]]
+    assert cli("--surface", surface, "get", name).returncode == 0
