@@ -5,7 +5,8 @@
     python -m lib.cli cancel NAME
     python -m lib.cli delete NAME
     python -m lib.cli wait NAME [--timeout SECONDS]
-    python -m lib.cli create PARENT --kind K [--param KEY=VALUE]...
+    python -m lib.cli create PARENT --kind K [--param KEY=VALUE]... [--request-id UUID]
+                                [--operation-timeout DURATION]
 
 Options, before or after the command: ``--endpoint`` (else ``OPERATIONS_ENDPOINT``,
 else http://127.0.0.1:8080), ``--token`` (else ``OPERATIONS_TOKEN``; on a
@@ -200,6 +201,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_OK
     if args.command == "create":
         job = {"parent": args.parent, "kind": args.kind, "params": dict(args.param)}
+        if args.request_id:
+            job["requestId"] = args.request_id
+        if args.operation_timeout:
+            job["timeout"] = args.operation_timeout
         created = cli.post("create_job", job, http_timeout=30)
         print(json_format.MessageToJson(created), file=out)
         return EXIT_OK
@@ -274,6 +279,10 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--kind", required=True, help="e.g. demo.countdown")
     create.add_argument("--param", type=parse_param, action="append", default=[],
                         metavar="KEY=VALUE", help="a job param (repeatable)")
+    create.add_argument("--request-id", metavar="UUID",
+                        help="AIP-155: repeating it returns the operation it first made")
+    create.add_argument("--operation-timeout", metavar="DURATION",
+                        help='the operation\'s deadline from now, e.g. "3600s"')
     return main
 
 
