@@ -13,7 +13,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 ## run: emulators + both functions on 127.0.0.1; prints "ready"; Ctrl-C stops it all
 run: $(STAMP)
-	$(PY) -m lib.localstack
+	$(PY) -m lib.tools.localstack
 
 ## test: the whole suite; it starts and stops its own emulators
 test: $(STAMP)
@@ -33,7 +33,7 @@ SWEEP_INTERVAL_SECONDS ?= 60
 ## check-invariants: report operations that break the model's rules; exit 1 if any
 ## (reads GOOGLE_CLOUD_PROJECT, OPERATIONS_COLLECTION, FIRESTORE_EMULATOR_HOST)
 check-invariants: $(STAMP)
-	$(PY) -m lib.invariants --sweep-interval-seconds $(SWEEP_INTERVAL_SECONDS)
+	$(PY) -m lib.tools.invariants --sweep-interval-seconds $(SWEEP_INTERVAL_SECONDS)
 
 ## bench: starts its own stack, measures, prints the table; writes bench/results.json
 ## and bench/latency.png (see BENCHMARKS.md)

@@ -16,18 +16,18 @@ from typing import Any, TypeVar
 import flask
 import functions_framework
 
-from lib import logs
-from lib.api import OperationsApi
-from lib.auth import GoogleAuthVerifier
-from lib.config import Settings
+from lib.core import logs
+from lib.core.config import Settings
+from lib.core.publisher import PubSubEventPublisher, PubSubJobPublisher
+from lib.core.service import OperationsService
+from lib.core.store import FirestoreOperationStore
+from lib.edge.api import OperationsApi
+from lib.edge.auth import GoogleAuthVerifier
+from lib.edge.policy import Policy
+from lib.edge.routes import RouteTable
+from lib.jobs.sweep import RecoverySweep
+from lib.jobs.worker import OperationWorker, Redeliver
 from lib.kinds import load_kinds
-from lib.policy import Policy
-from lib.publisher import PubSubEventPublisher, PubSubJobPublisher
-from lib.routes import RouteTable
-from lib.service import OperationsService
-from lib.store import FirestoreOperationStore
-from lib.sweep import RecoverySweep
-from lib.worker import OperationWorker, Redeliver
 
 SETTINGS = Settings.from_env()
 logs.configure(SETTINGS.log_level, project=SETTINGS.project)

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from lib import devtoken  # noqa: E402
-from lib.localstack import (  # noqa: E402
+from lib.tools.localstack import (  # noqa: E402
     Emulators,
     Functions,
     create_push_subscription,

@@ -2,7 +2,7 @@
 
 # Derived from variables only (no resources, no paths): tests/terraform
 # evaluates this block offline with `terraform console` and checks the
-# environment it renders against lib/config.py, lib/policy.py and lib/routes.py.
+# environment it renders against lib/core/config.py, lib/edge/policy.py and lib/edge/routes.py.
 locals {
   names = {
     build_sa      = "${var.name}-build"
@@ -49,7 +49,7 @@ locals {
     for issuer, spec in var.issuers : issuer => { for key, value in spec : key => value if value != null }
   })
 
-  # Telemetry (lib/telemetry.py reads the standard OTEL_* variables): spans to
+  # Telemetry (lib/core/telemetry.py reads the standard OTEL_* variables): spans to
   # Cloud Trace from the functions that make the traces users follow (the
   # request, the publish, the run); metrics to Cloud Monitoring from all
   # three (the sweep ends operations too). iam.tf grants by the same lists.
@@ -65,7 +65,7 @@ locals {
     }
   }
 
-  # lib/config.py reads these; all three functions run the same main.py.
+  # lib/core/config.py reads these; all three functions run the same main.py.
   environment_common = {
     CANCEL_LISTENER               = tostring(var.cancel_listener)
     FIRESTORE_DEADLINE_SECONDS    = tostring(var.firestore_deadline_seconds)
@@ -93,7 +93,7 @@ locals {
       AUTH_KEYS_REFRESH_SECONDS       = tostring(var.auth_keys_refresh_seconds)
       AUTH_MAX_TOKEN_LENGTH           = tostring(var.auth_max_token_length)
       AUTH_MAX_TOKEN_LIFETIME_SECONDS = tostring(var.auth_max_token_lifetime_seconds)
-      # Empty disables opaque tokens (lib/config.py).
+      # Empty disables opaque tokens (lib/core/config.py).
       AUTH_TOKENINFO_URL     = var.tokeninfo_url == null ? "" : var.tokeninfo_url
       LIST_SCAN_LIMIT        = tostring(var.list_scan_limit)
       MAX_REQUEST_BYTES      = tostring(var.max_request_bytes)
@@ -221,7 +221,7 @@ resource "google_storage_bucket_object" "http" {
 }
 
 # Page tokens are signed with one key shared by every instance of the HTTP
-# function (lib/pagination.py); generated once unless given. It lives in
+# function (lib/core/pagination.py); generated once unless given. It lives in
 # Secret Manager, read by the HTTP function's account only: the function's
 # configuration shows a reference, never the key.
 resource "random_password" "page_token_secret" {

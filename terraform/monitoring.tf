@@ -1,6 +1,6 @@
 # Cloud Monitoring: a dashboard of the operations and two alert policies
 # (forced cancels, failure rate). The operations.* metrics are written by the
-# functions' OpenTelemetry exporter (lib/telemetry.py) under
+# functions' OpenTelemetry exporter (lib/core/telemetry.py) under
 # workload.googleapis.com/; the 5xx rate is Cloud Run's own request_count of
 # the HTTP function. Deployments sharing a project share the operations.*
 # series.
@@ -104,7 +104,7 @@ resource "google_monitoring_dashboard" "operations" {
 
 # An alert policy on a metric that was never written is refused; these
 # descriptors exist before the first point. Labels: the attributes the code
-# records (lib/telemetry.py) and the exporter's per-instance opentelemetry_id.
+# records (lib/core/telemetry.py) and the exporter's per-instance opentelemetry_id.
 resource "google_monitoring_metric_descriptor" "alerted" {
   for_each = {
     "cancel.forced" = ["kind", "opentelemetry_id"]

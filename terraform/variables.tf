@@ -1,5 +1,5 @@
 # Inputs, alphabetical. The settings the code reads are documented in
-# lib/config.py; each variable below names the environment variable it sets.
+# lib/core/config.py; each variable below names the environment variable it sets.
 
 variable "alert_failure_rate_threshold" {
   description = "Alert when, over alert_window_seconds, more than this fraction of the operations that ended failed (google.rpc.Code other than OK and CANCELLED)."
@@ -508,7 +508,7 @@ variable "source_bucket_name" {
 variable "surfaces" {
   description = <<-EOT
     API surfaces replacing the built-in v1 and v3beta1 (OPERATIONS_SURFACES_FILE,
-    lib/routes.py): surface -> { scopes = OAuth scopes it accepts (any one),
+    lib/edge/routes.py): surface -> { scopes = OAuth scopes it accepts (any one),
     routes = [{ method, template (AIP-127), action, and on a create_job
     route: operations = the name template of its operations over {parent}
     and {id}, parent = the literal parent of a path without a variable }] }.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from lib import model
+from lib.core import model
 
 RETENTION = timedelta(days=30)
 

@@ -30,8 +30,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lib import errors
-from lib.config import ConfigError
+from lib.core import errors
+from lib.core.config import ConfigError
 
 
 class JobContext(Protocol):

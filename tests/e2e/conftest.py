@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import requests
 
-from lib import devtoken
-from lib.localstack import (
+from lib.core.store import FirestoreOperationStore
+from lib.tools import devtoken
+from lib.tools.localstack import (
     Emulators,
     Functions,
     create_push_subscription,
@@ -23,7 +24,6 @@ from lib.localstack import (
     free_port,
     stack_env,
 )
-from lib.store import FirestoreOperationStore
 
 COLLECTION = "operations-e2e"
 

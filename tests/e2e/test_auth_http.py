@@ -23,7 +23,8 @@ from google.longrunning import operations_pb2
 from google.protobuf import json_format
 from test_http_errors import assert_error, raw_request
 
-from lib import devtoken, model
+from lib.core import model
+from lib.tools import devtoken
 
 CLOUD = "https://www.googleapis.com/auth/cloud-platform"
 CLOUD_READ_ONLY = "https://www.googleapis.com/auth/cloud-platform.read-only"

@@ -13,8 +13,9 @@ import sys
 
 import pytest
 
-from lib import devtoken, model
-from lib.localstack import REPO, Process, free_port
+from lib.core import model
+from lib.tools import devtoken
+from lib.tools.localstack import REPO, Process, free_port
 from tests.waiting import wait_for
 
 ALICE, BOB = "alice@example.com", "bob@example.com"

@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 from test_http_errors import assert_error
 
-from lib import model
+from lib.core import model
 from tests.leases import claim_as
 
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"

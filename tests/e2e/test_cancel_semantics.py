@@ -21,7 +21,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import json_format
 from test_http_errors import assert_error
 
-from lib import model
+from lib.core import model
 from tests.leases import claim_as
 
 

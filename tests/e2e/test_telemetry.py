@@ -19,8 +19,8 @@ import requests
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
-from lib import devtoken
-from lib.localstack import (
+from lib.tools import devtoken
+from lib.tools.localstack import (
     Emulators,
     Functions,
     create_push_subscription,
@@ -357,8 +357,8 @@ def test_a_job_cancelled_while_queued_announces_both_events_at_once(otel, parent
     # Created straight in the store, never published: it stays queued.
     from google.cloud import firestore
 
-    from lib import model
-    from lib.store import FirestoreOperationStore
+    from lib.core import model
+    from lib.core.store import FirestoreOperationStore
 
     store = FirestoreOperationStore(firestore.Client(), COLLECTION)
     name = f"{parent}/operations/queued-{uuid.uuid4().hex[:6]}"

@@ -12,7 +12,7 @@ import pytest
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
-from lib import model
+from lib.core import model
 from tests.waiting import wait_for
 
 BAD = {

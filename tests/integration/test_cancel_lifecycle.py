@@ -22,14 +22,14 @@ from datetime import timedelta
 import pytest
 from google.api_core import exceptions
 
-from lib import model
-from lib.config import Settings
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.core.store import FirestoreOperationStore, Lease
+from lib.jobs.sweep import RecoverySweep
+from lib.jobs.worker import OperationWorker
 from lib.kinds import Param, register
-from lib.localstack import REPO
-from lib.publisher import PubSubJobPublisher
-from lib.store import FirestoreOperationStore, Lease
-from lib.sweep import RecoverySweep
-from lib.worker import OperationWorker
+from lib.tools.localstack import REPO
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0,
                     cancel_grace_seconds=30)
@@ -337,10 +337,10 @@ def test_a_handler_whose_operation_ended_elsewhere_sees_lease_lost(store, unique
 STUBBORN_PROCESS = textwrap.dedent("""
     import sys, time
     from google.cloud import firestore
-    from lib.config import Settings
+    from lib.core.config import Settings
     from lib.kinds import register
-    from lib.store import FirestoreOperationStore
-    from lib.worker import OperationWorker
+    from lib.core.store import FirestoreOperationStore
+    from lib.jobs.worker import OperationWorker
 
     @register("test.deaf")
     def deaf(ctx, params):

@@ -12,11 +12,11 @@ from google.api_core import exceptions
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from lib import model
-from lib.config import Settings
-from lib.publisher import PubSubJobPublisher
-from lib.service import OperationsService
-from lib.store import FirestoreOperationStore
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.core.service import OperationsService
+from lib.core.store import FirestoreOperationStore
 from tests.leases import claim_as
 
 JOB = {"kind": "demo.countdown", "params": {"steps": 1, "stepSeconds": 0}}

@@ -15,12 +15,12 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import firestore
 
-from lib import model
-from lib.config import Settings
-from lib.publisher import PubSubJobPublisher
-from lib.store import FirestoreOperationStore
-from lib.sweep import RecoverySweep
-from lib.worker import OperationWorker, Redeliver
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.core.store import FirestoreOperationStore
+from lib.jobs.sweep import RecoverySweep
+from lib.jobs.worker import OperationWorker, Redeliver
 from tests.leases import claim_as
 
 DEADLINE = 1.5

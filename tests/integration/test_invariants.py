@@ -1,6 +1,6 @@
 """The invariant checker on the real Firestore emulator: what the real store,
 worker and sweep write passes; documents corrupted with the raw client are
-reported by name and rule; ``python -m lib.invariants`` exits 1 on those."""
+reported by name and rule; ``python -m lib.tools.invariants`` exits 1 on those."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from datetime import timedelta
 
 from google.api_core import exceptions
 
-from lib import model
-from lib.config import Settings
-from lib.invariants import check_collection
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.jobs.sweep import RecoverySweep
+from lib.jobs.worker import OperationWorker
 from lib.kinds import register
-from lib.localstack import REPO
-from lib.publisher import PubSubJobPublisher
-from lib.sweep import RecoverySweep
-from lib.worker import OperationWorker
+from lib.tools.invariants import check_collection
+from lib.tools.localstack import REPO
 from tests.leases import claim_as
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0)
@@ -195,7 +195,7 @@ def test_a_collection_larger_than_a_page_is_read_whole(store, unique):
 
 def run_cli(emulators, store, *args):
     env = {**os.environ, **emulators.env(), "OPERATIONS_COLLECTION": store._collection.id}
-    done = subprocess.run([sys.executable, "-m", "lib.invariants", *args], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-m", "lib.tools.invariants", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.stderr == ""
     return done.returncode, json.loads(done.stdout)

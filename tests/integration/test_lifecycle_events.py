@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from google.cloud import firestore
 
-from lib import model
-from lib.config import Settings
-from lib.publisher import PubSubEventPublisher, PubSubJobPublisher
-from lib.store import FirestoreOperationStore
-from lib.sweep import PENDING_EVENTS_AGE, RecoverySweep
-from lib.worker import OperationWorker
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubEventPublisher, PubSubJobPublisher
+from lib.core.store import FirestoreOperationStore
+from lib.jobs.sweep import PENDING_EVENTS_AGE, RecoverySweep
+from lib.jobs.worker import OperationWorker
 from tests.leases import claim_as
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0)

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from google.api_core import exceptions
 
-from lib import model
-from lib.config import Settings
-from lib.publisher import PubSubJobPublisher
-from lib.service import OperationsService
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.core.service import OperationsService
 from tests.leases import claim_as
 
 RETENTION = timedelta(days=30)

@@ -9,9 +9,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from lib import model
-from lib.config import Settings
-from lib.worker import OperationWorker
+from lib.core import model
+from lib.core.config import Settings
+from lib.jobs.worker import OperationWorker
 from tests.waiting import wait_for
 
 JOBS = 200

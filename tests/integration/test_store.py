@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from lib import model
-from lib.store import CancelResult, Lease
+from lib.core import model
+from lib.core.store import CancelResult, Lease
 from tests.leases import claim_as
 
 RETENTION = timedelta(days=30)
@@ -97,7 +97,7 @@ def test_a_done_operation_never_changes_again(store, queued):
 
 
 def test_progress_written_under_a_lost_lease_is_refused(store, queued):
-    from lib.store import LeaseLost
+    from lib.core.store import LeaseLost
 
     name = queued()
     held = claim(store, name)

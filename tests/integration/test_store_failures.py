@@ -9,8 +9,8 @@ import logging
 import pytest
 from google.api_core import exceptions
 
-from lib import errors, model
-from lib.store import Lease
+from lib.core import errors, model
+from lib.core.store import Lease
 from tests.leases import claim_as
 
 
@@ -51,7 +51,7 @@ def test_a_transaction_write_firestore_refuses_is_a_generic_internal_error(store
 
 
 def test_a_lost_lease_is_still_lease_lost_not_a_500(store, queued):
-    from lib.store import LeaseLost
+    from lib.core.store import LeaseLost
 
     name = queued()
     held = claim_as(store, name, owner="w", now=model.utcnow(), lease_seconds=60)

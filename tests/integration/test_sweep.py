@@ -9,12 +9,12 @@ from datetime import timedelta
 
 from google.cloud import firestore
 
-from lib import model
-from lib.config import Settings
-from lib.publisher import PubSubJobPublisher
-from lib.store import FirestoreOperationStore
-from lib.sweep import RecoverySweep
-from lib.worker import OperationWorker
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.core.store import FirestoreOperationStore
+from lib.jobs.sweep import RecoverySweep
+from lib.jobs.worker import OperationWorker
 from tests.leases import claim_as
 
 SETTINGS = Settings(max_attempts=2, sweep_queued_after_seconds=1, heartbeat_seconds=0.2,

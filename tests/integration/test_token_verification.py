@@ -31,9 +31,10 @@ from google.api_core import exceptions
 from google.auth import crypt, jwt
 from google.oauth2 import service_account
 
-from lib import devtoken, errors
-from lib.auth import GoogleAuthVerifier, Principal, require_scope
-from lib.config import IssuerConfig, Settings
+from lib.core import errors
+from lib.core.config import IssuerConfig, Settings
+from lib.edge.auth import GoogleAuthVerifier, Principal, require_scope
+from lib.tools import devtoken
 from tests.keyserver import KeyServer, closed_port_url
 
 ISS_A = "https://issuer-a.test"

@@ -13,10 +13,10 @@ from google.cloud.firestore import GeoPoint
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
-from lib import model
-from lib.config import Settings
-from lib.publisher import PubSubJobPublisher
-from lib.service import OperationsService
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.core.service import OperationsService
 
 RETENTION = timedelta(days=30)
 

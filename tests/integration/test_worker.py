@@ -15,10 +15,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from lib import model
-from lib.config import Settings
+from lib.core import model
+from lib.core.config import Settings
+from lib.jobs.worker import OperationWorker, job_name
 from lib.kinds import Param, register
-from lib.worker import OperationWorker, job_name
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0)
 

@@ -16,13 +16,13 @@ from datetime import timedelta
 import pytest
 from google.api_core import exceptions
 
-from lib import model
-from lib.config import Settings
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.jobs.sweep import RecoverySweep
+from lib.jobs.worker import OperationWorker
 from lib.kinds import Param, register
-from lib.localstack import REPO
-from lib.publisher import PubSubJobPublisher
-from lib.sweep import RecoverySweep
-from lib.worker import OperationWorker
+from lib.tools.localstack import REPO
 from tests.leases import instance_expired
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0,
@@ -112,9 +112,9 @@ def test_a_cancel_between_slices_ends_it_without_running_the_next(store, unique,
 WORKER_PROCESS = textwrap.dedent("""
     import sys
     from google.cloud import firestore
-    from lib.config import Settings
-    from lib.store import FirestoreOperationStore
-    from lib.worker import OperationWorker
+    from lib.core.config import Settings
+    from lib.core.store import FirestoreOperationStore
+    from lib.jobs.worker import OperationWorker
     store = FirestoreOperationStore(firestore.Client(project=sys.argv[1]), sys.argv[2])
     settings = Settings(lease_seconds=1.0, heartbeat_seconds=0.3,
                         progress_min_interval_seconds=0)
@@ -184,9 +184,9 @@ def test_a_lost_worker_is_recovered_and_cannot_overwrite_anything(store, queued,
 MANY_JOBS_PROCESS = textwrap.dedent("""
     import sys, threading
     from google.cloud import firestore
-    from lib.config import Settings
-    from lib.store import FirestoreOperationStore
-    from lib.worker import OperationWorker
+    from lib.core.config import Settings
+    from lib.core.store import FirestoreOperationStore
+    from lib.jobs.worker import OperationWorker
     store = FirestoreOperationStore(firestore.Client(project=sys.argv[1]), sys.argv[2])
     settings = Settings(lease_seconds=1.0, heartbeat_seconds=0.3,
                         progress_min_interval_seconds=0)

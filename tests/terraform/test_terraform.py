@@ -77,7 +77,7 @@ EXPECTED_GCLOUD_ROLES = {"roles/pubsub.subscriber"}
 PROJECT_ROLES = {"roles/datastore.user", "roles/run.builder", "roles/cloudtrace.agent",
                  "roles/monitoring.metricWriter"}
 
-# Queries of lib/store.py, as (field, direction) prefixes of a composite index.
+# Queries of lib/core/store.py, as (field, direction) prefixes of a composite index.
 REQUIRED_INDEXES = {
     "list": [("parent", "ASCENDING"), ("createTime", "DESCENDING")],
     "list by done": [("parent", "ASCENDING"), ("done", "ASCENDING"),
@@ -170,8 +170,7 @@ def _main_py_functions() -> dict[str, list[str]]:
 
 
 def _config_docstring_variables() -> list[str]:
-    from lib import config
-
+    from lib.core import config
     return re.findall(r"^\s{4}([A-Z][A-Z0-9_]+)\s", config.__doc__ or "", flags=re.M)
 
 
@@ -528,7 +527,7 @@ def test_indexes_and_ttl_are_on_the_configured_collection() -> None:
 
 
 def test_create_request_ids_expire_by_ttl_next_to_the_operations() -> None:
-    from lib.store import REQUESTS_SUFFIX
+    from lib.core.store import REQUESTS_SUFFIX
 
     ttl = _resource("google_firestore_field", "request_id_expire_time")
     assert ttl["collection"] == "${var.collection}" + REQUESTS_SUFFIX
@@ -550,9 +549,9 @@ def test_dead_letter_topic_keeps_failed_jobs_and_the_agent_may_publish_to_it() -
 # --- settings: what the code reads vs what Terraform sets ----------------------
 
 def test_config_docstring_lists_every_variable_config_reads() -> None:
-    source = (REPO / "lib" / "config.py").read_text(encoding="utf-8")
+    source = (REPO / "lib" / "core" / "config.py").read_text(encoding="utf-8")
     read = set(re.findall(r'(?:env\.get\(|\(\s*env,\s*)"([A-Z][A-Z0-9_]+)"', source))
-    assert read, "found no env.get(...) in lib/config.py"
+    assert read, "found no env.get(...) in lib/core/config.py"
     assert set(_config_docstring_variables()) == read
 
 
@@ -562,7 +561,7 @@ def test_every_setting_is_set_by_terraform_or_left_at_its_default(
     set_somewhere = set().union(*(env.keys() for env in rendered["env"].values()))
     for variable in _config_docstring_variables():
         assert variable in set_somewhere or variable in LEFT_AT_DEFAULT, (
-            f"lib/config.py reads {variable}: set it in terraform/main.tf (environment_*) "
+            f"lib/core/config.py reads {variable}: set it in terraform/main.tf (environment_*) "
             f"or list it in LEFT_AT_DEFAULT with the reason")
 
 
@@ -578,7 +577,7 @@ def test_cloud_critical_settings_are_explicit(rendered: dict[str, Any], function
 def test_rendered_environment_is_accepted_by_settings(
     rendered: dict[str, Any], function: str,
 ) -> None:
-    from lib.config import Settings
+    from lib.core.config import Settings
 
     settings = Settings.from_env(rendered["env"][function])
     assert settings.project == "my-project"
@@ -629,7 +628,7 @@ def test_page_tokens_are_signed_with_a_generated_secret_unless_one_is_given(
 
 
 def test_rendered_policy_is_accepted_by_the_code(rendered: dict[str, Any]) -> None:
-    from lib.policy import Policy
+    from lib.edge.policy import Policy
 
     data = json.loads(rendered["policy_json"])
     assert all(None not in binding.values() for binding in data["bindings"])
@@ -639,7 +638,7 @@ def test_rendered_policy_is_accepted_by_the_code(rendered: dict[str, Any]) -> No
 def test_surfaces_variable_renders_a_route_table_the_code_accepts(
     terraform: str, console_dir: Path,
 ) -> None:
-    from lib.routes import DEFAULT_SURFACES, RouteTable
+    from lib.edge.routes import DEFAULT_SURFACES, RouteTable
 
     out = _render(terraform, console_dir, f"-var=surfaces={json.dumps(DEFAULT_SURFACES)}")
     rendered = json.loads(out["surfaces_json"])
@@ -654,7 +653,7 @@ def test_surfaces_variable_renders_a_route_table_the_code_accepts(
 
 
 def test_gateway_mode_trusts_the_forwarded_token(terraform: str, console_dir: Path) -> None:
-    from lib.config import Settings
+    from lib.core.config import Settings
 
     out = _render(terraform, console_dir,
                   "-var=api_gateway_service_account=gateway@my-project.iam.gserviceaccount.com")
@@ -664,7 +663,7 @@ def test_gateway_mode_trusts_the_forwarded_token(terraform: str, console_dir: Pa
 def test_null_tokeninfo_url_disables_opaque_tokens(
     terraform: str, console_dir: Path, tmp_path: Path,
 ) -> None:
-    from lib.config import Settings
+    from lib.core.config import Settings
 
     # -var=x=null would be the string "null" for a string variable.
     (tmp_path / "null.tfvars").write_text("tokeninfo_url = null\n", encoding="utf-8")
@@ -786,7 +785,7 @@ def test_package_script_globs_like_terraform_fileset(terraform: str, tmp_path: P
 
 def test_bundle_holds_the_runtime_and_nothing_dev_only() -> None:
     files = package_script.bundle_files()
-    assert {"main.py", "requirements.txt", "lib/__init__.py", "lib/config.py"} <= set(files)
+    assert {"main.py", "requirements.txt", "lib/__init__.py", "lib/core/config.py"} <= set(files)
     for name in files:
         assert name in ("main.py", "requirements.txt") or name.startswith("lib/"), name
         assert Path(name).name not in ("devtoken.py", "localstack.py", "conftest.py"), name
@@ -897,7 +896,7 @@ def test_import_check_refuses_network_and_reports_entry_points(
 # --- telemetry and lifecycle events -------------------------------------------
 
 def _instrument_names() -> set[str]:
-    source = (REPO / "lib" / "telemetry.py").read_text(encoding="utf-8")
+    source = (REPO / "lib" / "core" / "telemetry.py").read_text(encoding="utf-8")
     return set(re.findall(r'create_[a-z_]+\(\s*"(operations\.[a-z_.]+)"', source))
 
 
@@ -918,8 +917,7 @@ def test_events_topic_exists_and_every_function_may_publish_to_it_and_is_told_it
 def test_each_function_exports_exactly_what_its_account_may_write(
     rendered: dict[str, Any], function: str,
 ) -> None:
-    from lib import otel_setup
-
+    from lib.core import otel_setup
     env = rendered["env"][function]
     chosen = otel_setup.exporters_from_env(env)
     assert chosen.traces == (("gcp_trace",) if function in rendered["trace_functions"] else ())
@@ -971,7 +969,7 @@ def _lines_of(charts: dict[str, list[dict[str, Any]]], metric: str) -> list[dict
         "queue latency", "forced cancels"])
 def test_the_dashboard_charts(rendered: dict[str, Any], metric: str, reducers: set[str],
                               group_by: list[str]) -> None:
-    assert metric in _instrument_names(), f"lib/telemetry.py records no {metric}"
+    assert metric in _instrument_names(), f"lib/core/telemetry.py records no {metric}"
     lines = _lines_of(_charts(rendered), f"workload.googleapis.com/{metric}")
     assert {line["crossSeriesReducer"] for line in lines} == reducers
     assert all(line["groupByFields"] == group_by for line in lines)

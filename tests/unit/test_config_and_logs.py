@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from lib import logs
-from lib.config import ConfigError, Settings
+from lib.core import logs
+from lib.core.config import ConfigError, Settings
 
 
 def test_defaults_need_no_environment():

@@ -9,7 +9,7 @@ import pytest
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
-from lib import events, model
+from lib.core import events, model
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 RETENTION = timedelta(days=1)

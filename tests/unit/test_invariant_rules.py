@@ -1,7 +1,7 @@
 """check_record: every record the real code writes passes; each broken record
 breaks exactly the rules it should.
 
-Legitimate records come from lib.store's own transaction bodies (``_claim``,
+Legitimate records come from lib.core.store's own transaction bodies (``_claim``,
 ``_cancel``, ``_renew``, ``_update_running``, ``_finish``) run on in-memory
 documents, driven step by step and by the real OperationWorker. Every version
 of every document they write is checked at the moment it was written.
@@ -26,11 +26,12 @@ from google.api_core import exceptions
 from google.cloud import firestore
 from google.rpc import code_pb2
 
-from lib import invariants, model, store
-from lib.config import Settings
-from lib.invariants import CLOCK_SKEW, DEFAULT_GRACE, Violation, check_record
+from lib.core import model, store
+from lib.core.config import Settings
+from lib.jobs.worker import OperationWorker
 from lib.kinds import register
-from lib.worker import OperationWorker
+from lib.tools import invariants
+from lib.tools.invariants import CLOCK_SKEW, DEFAULT_GRACE, Violation, check_record
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SWEEP = timedelta(seconds=60)
@@ -53,7 +54,7 @@ class Clock:
 
 
 class Doc:
-    """A document reference as lib.store's transaction bodies use one."""
+    """A document reference as lib.core.store's transaction bodies use one."""
 
     def __init__(self, record: dict | None) -> None:
         self.record = record
@@ -64,7 +65,7 @@ class Doc:
 
 
 class Instances:
-    """The instance-lease collection as lib.store's transaction bodies use it."""
+    """The instance-lease collection as lib.core.store's transaction bodies use it."""
 
     def __init__(self) -> None:
         self.docs: dict[str, Doc] = {}
@@ -74,7 +75,7 @@ class Instances:
 
 
 class MemoryStore:
-    """The OperationStore the worker needs, on lib.store's real transaction
+    """The OperationStore the worker needs, on lib.core.store's real transaction
     bodies; ``history`` holds (time, record) for every version written."""
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
@@ -163,7 +164,7 @@ def assert_history_clean(memory: MemoryStore) -> None:
         assert errors_of(record, now=at) == [], record
 
 
-# Legitimate paths, written by lib.store's transaction bodies.
+# Legitimate paths, written by lib.core.store's transaction bodies.
 
 def succeeded(now, response=None):
     response = {"steps": 1} if response is None else response

@@ -1,4 +1,4 @@
-"""README.md's Configuration table lists exactly the variables lib/config.py reads."""
+"""README.md's Configuration table lists exactly the variables lib/core/config.py reads."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import inspect
 import re
 from pathlib import Path
 
-from lib import config
-from lib.config import Settings
+from lib.core import config
+from lib.core.config import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 _NAME = re.compile(r"[A-Z][A-Z0-9_]{2,}")

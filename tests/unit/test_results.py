@@ -1,4 +1,4 @@
-"""What a handler may return, checkpoint and report (lib.results)."""
+"""What a handler may return, checkpoint and report (lib.core.results)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from google.protobuf import json_format, struct_pb2
 
-from lib import results
-from lib.results import UnstorableValue, check_checkpoint, check_response, check_status_message
+from lib.core import results
+from lib.core.results import UnstorableValue, check_checkpoint, check_response, check_status_message
 
 
 def nested_list(depth: int) -> list:

@@ -1,4 +1,4 @@
-"""Every Firestore failure is translated once, in lib.store (``translate``).
+"""Every Firestore failure is translated once, in lib.core.store (``translate``).
 
 Codes the emulator cannot produce (a permission denied to the function's own
 credentials, a missing index) are built here as the api-core exceptions the
@@ -14,8 +14,8 @@ import google.auth.exceptions
 import pytest
 from google.api_core import exceptions
 
-from lib import errors
-from lib.store import LeaseLost, translate
+from lib.core import errors
+from lib.core.store import LeaseLost, translate
 
 INDEX_URL = ("https://console.firebase.google.com/v1/r/project/acme-prod-4711/firestore/"
              "indexes?create_composite=ClNwcm9qZWN0cy9hY21l")

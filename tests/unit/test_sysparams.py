@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
-from lib import sysparams
-from lib.sysparams import apply_mask, parse_mask
+from lib.edge import sysparams
+from lib.edge.sysparams import apply_mask, parse_mask
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "120"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None,

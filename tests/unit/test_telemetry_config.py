@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 
-from lib import logs, otel_setup, telemetry
+from lib.core import logs, otel_setup, telemetry
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def test_exporters_from_env(environ, traces, metrics):
 
 
 _PROBE = ("import sys, main; "
-          "from lib import telemetry; telemetry.tracing(); "
+          "from lib.core import telemetry; telemetry.tracing(); "
           "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', "
           "'opentelemetry.exporter', 'opentelemetry.metrics'))))")
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lib import model
+from lib.core import model
 
 CANCEL_REQUESTED = "CANCEL_REQUESTED"
 DONE = "DONE"

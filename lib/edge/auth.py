@@ -29,9 +29,9 @@ import google.auth.exceptions
 from google.api_core import exceptions
 from google.auth import jwt, transport
 
-from lib import errors
-from lib.config import Settings
-from lib.issuer_keys import ALG_BY_KIND, IssuerKeys, unavailable
+from lib.core import errors
+from lib.core.config import Settings
+from lib.edge.issuer_keys import ALG_BY_KIND, IssuerKeys, unavailable
 
 _log = logging.getLogger("operations.auth")
 

@@ -2,7 +2,7 @@
 events. Only this module imports Pub/Sub.
 
 A job message carries its publish span's context in a W3C ``traceparent``
-attribute (lib/telemetry.py). google-cloud-pubsub's own OpenTelemetry option
+attribute (lib/core/telemetry.py). google-cloud-pubsub's own OpenTelemetry option
 (``PublisherOptions(enable_open_telemetry_tracing=True)``) was not used: it
 writes the context as ``googclient_traceparent``, which only its own
 streaming-pull subscriber reads, while the worker is pushed CloudEvents by
@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from google.api_core import exceptions
 
-from lib import errors, events, telemetry
+from lib.core import errors, events, telemetry
 
 log = logging.getLogger("operations.publisher")
 
@@ -68,7 +68,7 @@ class PubSubJobPublisher:
 
 
 class PubSubEventPublisher:
-    """Publishes lifecycle events (lib/events.py) to the events topic, in
+    """Publishes lifecycle events (lib/core/events.py) to the events topic, in
     order per operation (the ordering key is its name)."""
 
     def __init__(self, project: str, topic: str, timeout_seconds: float = 10.0,

@@ -2,7 +2,7 @@
 
 Transaction bodies read first, then write, and do nothing else: the client
 re-runs them on contention. Each decides what to write with a pure function of
-``lib.model``. Firestore's own exceptions stop here: callers see
+``lib.core.model``. Firestore's own exceptions stop here: callers see
 ``google.api_core.exceptions`` classes and the ``LeaseLost`` of this module.
 """
 
@@ -29,8 +29,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.services.firestore.transports import base as firestore_base
 
-from lib import errors, model, telemetry
-from lib import events as lifecycle
+from lib.core import errors, model, telemetry
+from lib.core import events as lifecycle
 
 log = logging.getLogger("operations.store")
 
@@ -120,7 +120,7 @@ class Listener(Protocol):
 
 
 class EventSink(Protocol):
-    """Where lifecycle events go (lib.publisher.PubSubEventPublisher)."""
+    """Where lifecycle events go (lib.core.publisher.PubSubEventPublisher)."""
 
     def publish_events(self, messages: Sequence[lifecycle.EventMessage]) -> int:
         """Publishes ``messages`` in order; returns how many were published."""
@@ -217,7 +217,7 @@ class FirestoreOperationStore:
         # runs point at it (``lease.owner``), so one write per heartbeat keeps
         # all of them alive; each job keeps its own fencing token.
         self._instances = client.collection(f"{collection}-instances")
-        # Lifecycle events waiting to be published (lib/events.py).
+        # Lifecycle events waiting to be published (lib/core/events.py).
         self._outbox = client.collection(collection + lifecycle.OUTBOX_SUFFIX)
         self._requests = client.collection(collection + REQUESTS_SUFFIX)
         self.counter = AccessCounter()
@@ -473,7 +473,7 @@ class FirestoreOperationStore:
             self._committed_events(outbox.committed)
         return result
 
-    # Lifecycle events (lib/events.py): marked in the transaction that makes
+    # Lifecycle events (lib/core/events.py): marked in the transaction that makes
     # them, published after its commit by the process that committed.
 
     def _committed_events(self, messages: list[lifecycle.EventMessage]) -> None:

@@ -1,4 +1,4 @@
-"""ListOperations filters: the AIP-160 subset (pages are ``lib.pagination``).
+"""ListOperations filters: the AIP-160 subset (pages are ``lib.core.pagination``).
 No I/O: the store pushes ``Filter.equalities()`` and
 ``Filter.create_time_bounds()`` into its query and re-checks ``Filter.matches``.
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, NoReturn
 
-from lib import errors
+from lib.core import errors
 
 MAX_FILTER_LENGTH = 2000
 MAX_FILTER_DEPTH = 32  # parentheses

@@ -22,10 +22,10 @@ from typing import Any
 
 from google.api_core import exceptions
 
-from lib import model, results
-from lib.config import Settings
+from lib.core import model, results
+from lib.core.config import Settings
+from lib.core.store import Claim, LeaseLost, OperationStore
 from lib.kinds import Kind
-from lib.store import Claim, LeaseLost, OperationStore
 
 log = logging.getLogger("operations.worker")
 
@@ -270,5 +270,5 @@ class SliceEnded(BaseException):
 
 
 def fields(**values: Any) -> dict[str, Any]:
-    """Structured log fields (``lib.logs``)."""
+    """Structured log fields (``lib.core.logs``)."""
     return {"json_fields": values}

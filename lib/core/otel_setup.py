@@ -1,5 +1,5 @@
 """OpenTelemetry providers for this process, from the standard ``OTEL_*``
-variables; built once, on first use (lib/telemetry.py asks for them).
+variables; built once, on first use (lib/core/telemetry.py asks for them).
 
     OTEL_TRACES_EXPORTER     ``otlp`` (OTLP over HTTP, ``http/protobuf``),
                              ``gcp_trace`` (Cloud Trace), ``console`` or

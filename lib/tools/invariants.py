@@ -1,10 +1,10 @@
 """The invariant checker: operations whose documents break the model's rules.
 
 ``check_record`` is pure: one document in, the rules it breaks out. Each rule
-names a state that ``lib.model``, ``lib.store`` and ``lib.worker`` never write,
+names a state that ``lib.core.model``, ``lib.core.store`` and ``lib.jobs.worker`` never write,
 so a violation means a bug, a hand edit or a lost write. A kind the registry
 does not know is only a warning (another deployment may serve it).
-``python -m lib.invariants`` checks a collection and prints a JSON summary;
+``python -m lib.tools.invariants`` checks a collection and prints a JSON summary;
 exit 0: nothing broken, 1: violations, 2: could not check.
 """
 
@@ -22,10 +22,10 @@ from typing import Any
 from google.api_core import exceptions
 from google.auth.exceptions import GoogleAuthError
 
-from lib import model
-from lib.config import ConfigError, Settings
+from lib.core import model
+from lib.core.config import ConfigError, Settings
+from lib.core.model import State
 from lib.kinds import registered
-from lib.model import State
 
 # createTime and endTime may come from two instances' clocks (the HTTP
 # function's and the worker's): a little disagreement is not a broken record.
@@ -292,7 +292,7 @@ def check_collection(client: Any, collection: str, now: datetime, sweep_interval
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m lib.invariants",
+        prog="python -m lib.tools.invariants",
         description="Checks every operation of OPERATIONS_COLLECTION in GOOGLE_CLOUD_PROJECT "
                     "(on the emulator at FIRESTORE_EMULATOR_HOST, if set).")
     parser.add_argument("--sweep-interval-seconds", type=float, default=60.0,

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lib import errors
+from lib.core import errors
 
 MAX_REASON_LENGTH = 512
 REASON_HEADER = "X-Goog-Request-Reason"

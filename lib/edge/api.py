@@ -20,18 +20,19 @@ from urllib.parse import urlsplit
 import flask
 from google.api_core import exceptions
 
-from lib import errors, logs, sysparams, telemetry
-from lib.auth import Principal, TokenVerifier, bearer_token, require_scope
-from lib.config import Settings
-from lib.policy import Policy, check_permission
-from lib.routes import RouteMatch, RouteTable
-from lib.service import OperationsService
+from lib.core import errors, logs, telemetry
+from lib.core.config import Settings
+from lib.core.service import OperationsService
+from lib.edge import sysparams
+from lib.edge.auth import Principal, TokenVerifier, bearer_token, require_scope
+from lib.edge.policy import Policy, check_permission
+from lib.edge.routes import RouteMatch, RouteTable
 
 log = logging.getLogger("operations.api")
 
 REALM = "operations"
 # List's own query parameters; every method also takes Google's system
-# parameters (lib.sysparams).
+# parameters (lib.edge.sysparams).
 _LIST_PARAMS = frozenset({"filter", "pageSize", "pageToken", "returnPartialSuccess"})
 
 

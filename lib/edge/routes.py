@@ -24,9 +24,9 @@ from urllib.parse import unquote
 
 from google.api_core import exceptions
 
-from lib import errors
-from lib.config import ConfigError
-from lib.model import InvalidName, check_name
+from lib.core import errors
+from lib.core.config import ConfigError
+from lib.core.model import InvalidName, check_name
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 DIALOGFLOW = "https://www.googleapis.com/auth/dialogflow"

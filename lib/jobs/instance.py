@@ -36,10 +36,10 @@ from typing import Any
 
 from google.api_core import exceptions
 
-from lib import errors, model, telemetry
-from lib.config import Settings
-from lib.running import DEADLINE, REQUEST, Cancellation, RunningJob, fields
-from lib.store import Listener, OperationStore
+from lib.core import errors, model, telemetry
+from lib.core.config import Settings
+from lib.core.store import Listener, OperationStore
+from lib.jobs.running import DEADLINE, REQUEST, Cancellation, RunningJob, fields
 
 log = logging.getLogger("operations.worker")
 

@@ -60,7 +60,7 @@ Environment variables (all optional):
     OPERATIONS_EVENTS_TOPIC         Pub/Sub topic id of the lifecycle events
                                     (CANCEL_REQUESTED, DONE); unset: no events
     OTEL_*                          the standard OpenTelemetry variables, read
-                                    by lib/otel_setup.py and the SDK (exporters,
+                                    by lib/core/otel_setup.py and the SDK (exporters,
                                     endpoint, service name, sampler)
 """
 

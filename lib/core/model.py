@@ -36,7 +36,7 @@ CANCELLED_MESSAGE = "Operation was cancelled."
 DEADLINE_MESSAGE = "The operation's deadline passed."
 UNREADABLE_MESSAGE = "The operation's stored result is unreadable."
 
-# The domain of every ErrorInfo the service writes (lib.errors uses the same).
+# The domain of every ErrorInfo the service writes (lib.core.errors uses the same).
 ERROR_DOMAIN = "operations-service"
 
 # ErrorInfo reasons of an operation that ended early (docs/architecture.md,

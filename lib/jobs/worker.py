@@ -24,14 +24,14 @@ from typing import Any
 from google.api_core import exceptions
 from google.rpc import code_pb2
 
-from lib import errors, model, results, telemetry
-from lib.config import Settings
-from lib.instance import WorkerInstance
+from lib.core import errors, model, results, telemetry
+from lib.core.config import Settings
+from lib.core.model import utcnow
+from lib.core.publisher import JobPublisher
+from lib.core.store import Lease, LeaseLost, OperationStore
+from lib.jobs.instance import WorkerInstance
+from lib.jobs.running import DEADLINE, LEASE_LOST, RunningJob, SliceEnded, fields
 from lib.kinds import registered
-from lib.model import utcnow
-from lib.publisher import JobPublisher
-from lib.running import DEADLINE, LEASE_LOST, RunningJob, SliceEnded, fields
-from lib.store import Lease, LeaseLost, OperationStore
 
 log = logging.getLogger("operations.worker")
 

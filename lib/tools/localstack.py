@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEV_POLICY = REPO / "local" / "dev-policy.json"
 
 
@@ -308,8 +308,7 @@ def stack_env(base: Mapping[str, str], emulators: Emulators, topic: str,
               api_url: str | None = None) -> dict[str, str]:
     """The functions' environment: emulators, the dev issuer (its audience the
     API's URL, ``api_url``) and the dev policy."""
-    from lib import devtoken
-
+    from lib.tools import devtoken
     env = dict(base)
     env.update(emulators.env())
     env.setdefault("OPERATIONS_TOPIC", topic)

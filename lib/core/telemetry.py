@@ -1,5 +1,5 @@
 """Traces and metrics with OpenTelemetry: the API in the code; the SDK and the
-exporters, chosen by the standard ``OTEL_*`` variables (lib/otel_setup.py),
+exporters, chosen by the standard ``OTEL_*`` variables (lib/core/otel_setup.py),
 loaded on the first span or measurement of the process, not at ``import main``.
 With no exporter chosen every function here returns at once.
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from lib.otel_setup import Providers, providers
+from lib.core.otel_setup import Providers, providers
 
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?(?:;o=([01]))?")
 _RUN_SECONDS_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)

@@ -19,8 +19,8 @@ from typing import Any
 
 from google.api_core import exceptions
 
-from lib import errors
-from lib.listing import normalize_filter
+from lib.core import errors
+from lib.core.listing import normalize_filter
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000

@@ -1,6 +1,6 @@
 """The use cases: get, list, cancel, delete, wait, and the example jobs.create.
 
-Callers have already been authenticated and authorized (``lib.api``); this
+Callers have already been authenticated and authorized (``lib.edge.api``); this
 module decides what happens to operations, through the store.
 """
 
@@ -19,12 +19,12 @@ from typing import Any
 from google.api_core import exceptions
 from google.protobuf import duration_pb2
 
-from lib import errors, listing, model, pagination, telemetry
-from lib.config import Settings
+from lib.core import errors, listing, model, pagination, telemetry
+from lib.core.config import Settings
+from lib.core.model import utcnow
+from lib.core.publisher import JobPublisher
+from lib.core.store import CancelResult, DeleteResult, OperationStore, request_key
 from lib.kinds import get_kind, is_cancellable
-from lib.model import utcnow
-from lib.publisher import JobPublisher
-from lib.store import CancelResult, DeleteResult, OperationStore, request_key
 
 log = logging.getLogger("operations.service")
 # AIP-155: a request id is a UUID, in its canonical 8-4-4-4-12 hex form.

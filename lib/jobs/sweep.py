@@ -23,10 +23,10 @@ from typing import Any
 from google.api_core import exceptions
 from google.rpc import code_pb2
 
-from lib import errors, model
-from lib.config import Settings
-from lib.publisher import JobPublisher
-from lib.store import Lease, OperationStore
+from lib.core import errors, model
+from lib.core.config import Settings
+from lib.core.publisher import JobPublisher
+from lib.core.store import Lease, OperationStore
 
 log = logging.getLogger("operations.sweep")
 BATCH = 500

@@ -24,9 +24,9 @@ from typing import Any
 
 from google.api_core import exceptions
 
-from lib import errors
-from lib.auth import Principal
-from lib.config import ConfigError
+from lib.core import errors
+from lib.core.config import ConfigError
+from lib.edge.auth import Principal
 
 PERMISSIONS = (
     "operations.get",

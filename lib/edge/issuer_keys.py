@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from google.api_core import exceptions
 from google.auth import transport
 
-from lib import errors
+from lib.core import errors
 
 _log = logging.getLogger("operations.auth")
 
