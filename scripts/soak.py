@@ -30,7 +30,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lib import devtoken  # noqa: E402
+from lib.tools import devtoken  # noqa: E402
 from lib.tools.localstack import (  # noqa: E402
     Emulators,
     Functions,
