@@ -31,8 +31,11 @@ class JobPublisher(Protocol):
         """Publishes ``{"name": name}``; raises ServiceUnavailable on failure."""
 
 
-class PubSubJobPublisher:
-    """Publishes job messages to a topic; the client is built on first use."""
+class _PubSubClient:
+    """A publisher client for one topic, built on first use: grpc is heavy,
+    and a cold start should not pay for it before the first publish."""
+
+    ordered = False  # per-key ordering (the events' ordering key is the operation)
 
     def __init__(self, project: str, topic: str, timeout_seconds: float = 10.0,
                  client: Any = None) -> None:
@@ -45,14 +48,19 @@ class PubSubJobPublisher:
     def _publisher(self) -> Any:
         with self._lock:
             if self._client is None:
-                # heavy (grpc): imported on first publish, not at cold start
                 import google.cloud.pubsub_v1 as pubsub_v1
 
-                # One message per request: no batching delay on the create path.
+                # One message per publish: no batching delay on the request path.
                 self._client = pubsub_v1.PublisherClient(
-                    batch_settings=pubsub_v1.types.BatchSettings(max_messages=1)
+                    batch_settings=pubsub_v1.types.BatchSettings(max_messages=1),
+                    publisher_options=pubsub_v1.types.PublisherOptions(
+                        enable_message_ordering=self.ordered),
                 )
             return self._client
+
+
+class PubSubJobPublisher(_PubSubClient):
+    """Publishes job messages to the jobs topic."""
 
     def publish(self, name: str) -> None:
         client = self._publisher()
@@ -67,29 +75,11 @@ class PubSubJobPublisher:
                                "PUBLISH_FAILED") from exc
 
 
-class PubSubEventPublisher:
+class PubSubEventPublisher(_PubSubClient):
     """Publishes lifecycle events (lib/core/events.py) to the events topic, in
     order per operation (the ordering key is its name)."""
 
-    def __init__(self, project: str, topic: str, timeout_seconds: float = 10.0,
-                 client: Any = None) -> None:
-        self._project = project
-        self._topic = topic
-        self._timeout = timeout_seconds
-        self._client = client
-        self._lock = threading.Lock()
-
-    def _publisher(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import google.cloud.pubsub_v1 as pubsub_v1
-
-                self._client = pubsub_v1.PublisherClient(
-                    batch_settings=pubsub_v1.types.BatchSettings(max_messages=1),
-                    publisher_options=pubsub_v1.types.PublisherOptions(
-                        enable_message_ordering=True),
-                )
-            return self._client
+    ordered = True
 
     def publish_events(self, messages: Sequence[events.EventMessage]) -> int:
         """Publishes ``messages`` in order; returns how many were published.

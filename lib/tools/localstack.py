@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -207,12 +207,26 @@ class Emulators:
         }
 
 
+@contextlib.contextmanager
+def _emulator_env(emulators: Emulators) -> Iterator[None]:
+    """The Pub/Sub clients find the emulator only in the environment: set it
+    for the block, then put back what was there."""
+    previous = {k: os.environ.get(k) for k in emulators.env()}
+    os.environ.update(emulators.env())
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def create_push_subscription(emulators: Emulators, topic: str, endpoint: str,
                              subscription: str | None = None) -> None:
     """Creates ``topic`` and a push subscription to ``endpoint`` (idempotent)."""
-    previous = {k: os.environ.get(k) for k in emulators.env()}
-    os.environ.update(emulators.env())  # the clients find the emulator only here
-    try:
+    with _emulator_env(emulators):
         import google.cloud.pubsub_v1 as pubsub_v1
         from google.api_core import exceptions
 
@@ -231,21 +245,13 @@ def create_push_subscription(emulators: Emulators, topic: str, endpoint: str,
             )
         subscriber.close()
         publisher.transport.close()
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def create_topic(emulators: Emulators, topic: str,
                  pull_subscription: str | None = None) -> None:
     """Creates ``topic`` (the lifecycle events topic, say) and, if named, a
     pull subscription on it with message ordering (idempotent)."""
-    previous = {k: os.environ.get(k) for k in emulators.env()}
-    os.environ.update(emulators.env())
-    try:
+    with _emulator_env(emulators):
         import google.cloud.pubsub_v1 as pubsub_v1
         from google.api_core import exceptions
 
@@ -261,12 +267,6 @@ def create_topic(emulators: Emulators, topic: str,
                     "topic": topic_path, "enable_message_ordering": True})
             subscriber.close()
         publisher.transport.close()
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @dataclass
