@@ -16,20 +16,22 @@ from typing import Any, TypeVar
 import flask
 import functions_framework
 
-from lib import logs
-from lib.api import OperationsApi
-from lib.auth import GoogleAuthVerifier
-from lib.config import Settings
-from lib.policy import Policy
-from lib.publisher import PubSubJobPublisher
-from lib.routes import RouteTable
-from lib.service import OperationsService
-from lib.store import FirestoreOperationStore
-from lib.sweep import RecoverySweep
-from lib.worker import OperationWorker, Redeliver
+from lib.core import logs
+from lib.core.config import Settings
+from lib.core.publisher import PubSubEventPublisher, PubSubJobPublisher
+from lib.core.service import OperationsService
+from lib.core.store import FirestoreOperationStore
+from lib.edge.api import OperationsApi
+from lib.edge.auth import GoogleAuthVerifier
+from lib.edge.policy import Policy
+from lib.edge.routes import RouteTable
+from lib.jobs.sweep import RecoverySweep
+from lib.jobs.worker import OperationWorker, Redeliver
+from lib.kinds import load_kinds
 
 SETTINGS = Settings.from_env()
-logs.configure(SETTINGS.log_level)
+logs.configure(SETTINGS.log_level, project=SETTINGS.project)
+load_kinds(SETTINGS.kind_modules)
 POLICY = Policy.from_file(SETTINGS.policy_file) if SETTINGS.policy_file else Policy.deny_all()
 ROUTES = RouteTable.from_file(SETTINGS.surfaces_file)
 
@@ -54,8 +56,11 @@ def _once(build: Callable[[], T]) -> Callable[[], T]:
 def _build_store() -> FirestoreOperationStore:
     from google.cloud import firestore
 
+    events = (PubSubEventPublisher(SETTINGS.project, SETTINGS.events_topic)
+              if SETTINGS.events_topic else None)
     return FirestoreOperationStore(firestore.Client(project=SETTINGS.project), SETTINGS.collection,
-                                   deadline_seconds=SETTINGS.firestore_deadline_seconds)
+                                   deadline_seconds=SETTINGS.firestore_deadline_seconds,
+                                   events=events)
 
 
 store = _once(_build_store)

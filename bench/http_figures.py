@@ -25,7 +25,7 @@ from google.cloud import firestore
 
 from bench.measure import concurrent_rate, interleaved, median
 from bench.stack import BenchStack, done_record, rss_kib, running_record
-from lib import model
+from lib.core import model
 
 PRINCIPAL = "dev@example.com"
 CLIENTS = 16

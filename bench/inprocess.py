@@ -29,12 +29,13 @@ from werkzeug.datastructures import Headers
 
 from bench.measure import median
 from bench.stack import BenchStack, running_record
-from lib import devtoken, model
-from lib.auth import GoogleAuthVerifier, bearer_token
-from lib.config import Settings
-from lib.localstack import DEV_POLICY, REPO
-from lib.service import OperationsService
-from lib.store import FirestoreOperationStore
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.service import OperationsService
+from lib.core.store import FirestoreOperationStore
+from lib.edge.auth import GoogleAuthVerifier, bearer_token
+from lib.tools import devtoken
+from lib.tools.localstack import DEV_POLICY, REPO
 
 
 def tokens(dev_dir: Path, cached_samples: int, cold_samples: int) -> dict[str, float]:
@@ -90,14 +91,15 @@ def _per_call_ns(call: Callable[[], Any], samples: int) -> list[int]:
 
 
 def _mint_many(dev_dir: Path, count: int) -> list[str]:
-    """Tokens with the claims ``lib.devtoken.mint`` makes, one signer for all
+    """Tokens with the claims ``lib.tools.devtoken.mint`` makes, one signer for all
     (``mint`` reloads the private key on every call: slow for hundreds)."""
     pem = (dev_dir / "dev-issuer.pem").read_bytes()
     kid, _ = _dev_public_key(dev_dir)
     signer = crypt.RSASigner.from_string(pem, key_id=kid)
     now = int(time.time())
     return [
-        jwt.encode(signer, {"iss": devtoken.DEV_ISSUER, "sub": f"user{i}@example.com",
+        jwt.encode(signer, {"iss": devtoken.DEV_ISSUER, "aud": devtoken.local_audience(),
+                            "sub": f"user{i}@example.com",
                             "email": f"user{i}@example.com", "iat": now, "exp": now + 3600,
                             "scope": devtoken.DEFAULT_SCOPE}).decode("ascii")
         for i in range(count)

@@ -1,7 +1,7 @@
 """list_page_ratio: latency of page 50 ÷ page 1 of a filtered list over HTTP.
 
 10,000 operations under one parent, seeded straight into the stack's
-collection with batch writes (records from ``lib.model.new_job``), half of them
+collection with batch writes (records from ``lib.core.model.new_job``), half of them
 of the kind the filter selects, each a millisecond newer than the last. The
 bench walks the pages with ``nextPageToken`` once, then fetches page 1 and page
 50 (its token reused) alternately, each next to the same Firestore query made
@@ -21,7 +21,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from bench.measure import median, timed
 from bench.stack import BenchStack, job_record
-from lib import model
+from lib.core import model
 
 PARENT = "projects/bench-list/locations/us"
 FILTER = 'metadata.kind = "demo.countdown"'

@@ -2,7 +2,7 @@
 
 From the moment the bench receives the 200 of a cancel sent over HTTP to the
 running HTTP function, to the moment a running handler sees ``ctx.cancelled``.
-The handler runs in a ``lib.worker.OperationWorker`` inside this process, on
+The handler runs in a ``lib.jobs.worker.OperationWorker`` inside this process, on
 the same emulator and collection as the stack, so both instants are read from
 one clock (``time.perf_counter``). The handler is the bench's own kind,
 ``bench.wait``: it waits on ``ctx.cancelled`` and notes when it wakes.
@@ -26,10 +26,11 @@ from google.api_core import exceptions
 
 from bench.measure import percentile
 from bench.stack import BenchStack, job_record
-from lib import kinds, model
-from lib.config import Settings
-from lib.store import FirestoreOperationStore, Unsubscribe
-from lib.worker import OperationWorker
+from lib import kinds
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.store import FirestoreOperationStore, Unsubscribe
+from lib.jobs.worker import OperationWorker
 
 KIND = "bench.wait"
 POLL_HEARTBEAT_SECONDS = 1.0

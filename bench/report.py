@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lib.localstack import REPO
+from lib.tools.localstack import REPO
 
 Figures = Mapping[str, float | None]
 

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: import from the repo root, not
 
 from bench import http_figures, inprocess, listing, propagation, report
 from bench.stack import BenchStack, new_work_dir
-from lib.localstack import StackError
+from lib.tools.localstack import StackError
 
 BENCH_DIR = Path(__file__).resolve().parent
 

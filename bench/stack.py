@@ -23,8 +23,15 @@ from typing import Any
 
 import requests
 
-from lib import devtoken, model
-from lib.localstack import Emulators, Functions, create_push_subscription, free_port, stack_env
+from lib.core import model
+from lib.tools import devtoken
+from lib.tools.localstack import (
+    Emulators,
+    Functions,
+    create_push_subscription,
+    free_port,
+    stack_env,
+)
 
 PROJECT = "demo-bench"
 BATCH_LIMIT = 500  # Firestore: at most 500 writes in one batch
@@ -160,7 +167,7 @@ class BenchStack:
 
 
 def job_record(name: str, now: datetime, kind: str = "demo.countdown") -> dict[str, Any]:
-    """A QUEUED job as ``jobs.create`` writes it (``lib.model.new_job``)."""
+    """A QUEUED job as ``jobs.create`` writes it (``lib.core.model.new_job``)."""
     parent = name.rsplit("/operations/", 1)[0]
     return model.new_job(name=name, parent=parent, target=name.replace("/operations/", "/jobs/"),
                          kind=kind, params={"steps": 1, "stepSeconds": 60.0},

@@ -39,7 +39,7 @@ DEFAULT_OUTPUT = REPO_ROOT / "build" / "operations-source.zip"
 # The entry points terraform/functions.tf deploys (tests/terraform checks both lists agree).
 ENTRY_POINTS = ("operations_http", "operations_worker", "operations_sweep")
 # Files the bundle cannot do without: the functions' code and the console's page.
-REQUIRED_FILES = ("main.py", "requirements.txt", "lib/console/static/index.html")
+REQUIRED_FILES = ("main.py", "requirements.txt", "lib/edge/console/static/index.html")
 # The HTTP function's bundle adds these next to main.py (terraform/main.tf,
 # data.archive_file.http) and names them in these variables.
 CONFIG_FILES = {
@@ -70,7 +70,7 @@ print(json.dumps({"missing": missing}))
 _CONSOLE_CHECK = """
 import sys
 sys.path.insert(0, "")
-from lib import console
+from lib.edge import console
 print(len(console.build_bundle().assets))
 """
 

@@ -30,8 +30,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lib import devtoken  # noqa: E402
-from lib.localstack import (  # noqa: E402
+from lib.tools import devtoken  # noqa: E402
+from lib.tools.localstack import (  # noqa: E402
     Emulators,
     Functions,
     Process,
@@ -206,8 +206,7 @@ def _settle(emulators: Emulators, collection: str, outcome: dict[str, Any],
             timeout: float) -> tuple[list[str], list[tuple[str, str]]]:
     """Waits until every created, undeleted operation is done; returns the ones
     missing (lost) and the ones still not done at the timeout."""
-    from lib import model
-
+    from lib.core import model
     client = _client(emulators)
     expected = set(outcome["created"]) - set(outcome["deleted"])
     deadline = time.time() + timeout
@@ -224,7 +223,7 @@ def _settle(emulators: Emulators, collection: str, outcome: dict[str, Any],
 def _invariants(emulators: Emulators, collection: str) -> list[dict[str, Any]]:
     from datetime import timedelta
 
-    from lib.invariants import check_collection
+    from lib.tools.invariants import check_collection
 
     report = check_collection(_client(emulators), collection, datetime.now(UTC),
                               timedelta(seconds=30))

@@ -106,7 +106,7 @@ resource "google_firestore_field" "expire_time" {
   index_config {}
 }
 
-# AIP-155 request ids: one document per create's requestId (lib/store.py,
+# AIP-155 request ids: one document per create's requestId (lib/core/store.py,
 # create_once) in the collection next to the operations, kept 24 hours.
 # The same TTL policy deletes each once its expireTime has passed; the store
 # treats an expired one as gone even before then.

@@ -1,5 +1,5 @@
 # The three Cloud Functions (2nd gen) of main.py, and the scheduler that
-# drives the sweep. Entry points are the contract names of DESIGN.md.
+# drives the sweep. Entry points are the contract names (docs/architecture.md).
 
 resource "google_cloudfunctions2_function" "http" {
   project     = var.project_id

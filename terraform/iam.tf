@@ -56,6 +56,34 @@ resource "google_pubsub_topic_iam_member" "function_jobs_publisher" {
   member   = "serviceAccount:${each.value.email}"
 }
 
+# Lifecycle events: each function publishes the events of the changes it
+# commits (HTTP: cancels; worker: ends; sweep: ends it recovers and events a
+# dead process left marked), on the events topic only.
+resource "google_pubsub_topic_iam_member" "function_events_publisher" {
+  for_each = google_service_account.function
+  project  = var.project_id
+  topic    = google_pubsub_topic.events.name
+  role     = "roles/pubsub.publisher"
+  member   = "serviceAccount:${each.value.email}"
+}
+
+# Telemetry: span writer for the functions that export traces, metric writer
+# for those that export metrics (main.tf, telemetry_environment). Both roles
+# exist at project level only; they write, they cannot read.
+resource "google_project_iam_member" "function_trace_agent" {
+  for_each = toset(local.trace_exporting_functions)
+  project  = var.project_id
+  role     = "roles/cloudtrace.agent"
+  member   = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+resource "google_project_iam_member" "function_metric_writer" {
+  for_each = toset(local.metric_exporting_functions)
+  project  = var.project_id
+  role     = "roles/monitoring.metricWriter"
+  member   = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
 # The HTTP function signs and checks page tokens: it, and nothing else,
 # reads the key (mounted as PAGE_TOKEN_SECRET), on this one secret only.
 resource "google_secret_manager_secret_iam_member" "http_page_token" {

@@ -2,12 +2,13 @@
 
 # Derived from variables only (no resources, no paths): tests/terraform
 # evaluates this block offline with `terraform console` and checks the
-# environment it renders against lib/config.py, lib/policy.py and lib/routes.py.
+# environment it renders against lib/core/config.py, lib/edge/policy.py and lib/edge/routes.py.
 locals {
   names = {
     build_sa      = "${var.name}-build"
     dead_letter   = "${var.name}-jobs-dead-letter"
     events_sa     = "${var.name}-events"
+    events_topic  = "${var.name}-events"
     http          = "${var.name}-http"
     jobs_topic    = "${var.name}-jobs"
     page_token    = "${var.name}-page-token-secret"
@@ -22,10 +23,12 @@ locals {
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudscheduler.googleapis.com",
+    "cloudtrace.googleapis.com",
     "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
@@ -46,7 +49,23 @@ locals {
     for issuer, spec in var.issuers : issuer => { for key, value in spec : key => value if value != null }
   })
 
-  # lib/config.py reads these; all three functions run the same main.py.
+  # Telemetry (lib/core/telemetry.py reads the standard OTEL_* variables): spans to
+  # Cloud Trace from the functions that make the traces users follow (the
+  # request, the publish, the run); metrics to Cloud Monitoring from all
+  # three (the sweep ends operations too). iam.tf grants by the same lists.
+  trace_exporting_functions  = ["http", "worker"]
+  metric_exporting_functions = ["http", "sweep", "worker"]
+  telemetry_environment = {
+    for function in ["http", "sweep", "worker"] : function => {
+      OTEL_METRICS_EXPORTER   = contains(local.metric_exporting_functions, function) ? "gcp_monitoring" : "none"
+      OTEL_SERVICE_NAME       = local.names[function]
+      OTEL_TRACES_EXPORTER    = contains(local.trace_exporting_functions, function) ? "gcp_trace" : "none"
+      OTEL_TRACES_SAMPLER     = "parentbased_traceidratio"
+      OTEL_TRACES_SAMPLER_ARG = tostring(var.trace_sample_ratio)
+    }
+  }
+
+  # lib/core/config.py reads these; all three functions run the same main.py.
   environment_common = {
     CANCEL_LISTENER               = tostring(var.cancel_listener)
     FIRESTORE_DEADLINE_SECONDS    = tostring(var.firestore_deadline_seconds)
@@ -55,6 +74,8 @@ locals {
     LEASE_SECONDS                 = tostring(var.lease_seconds)
     LOG_LEVEL                     = var.log_level
     OPERATIONS_COLLECTION         = var.collection
+    OPERATIONS_EVENTS_TOPIC       = local.names.events_topic
+    OPERATIONS_KIND_MODULES       = join(",", var.kind_modules)
     OPERATIONS_TOPIC              = local.names.jobs_topic
     PROGRESS_MIN_INTERVAL_SECONDS = tostring(var.progress_min_interval_seconds)
     RETENTION_DAYS                = tostring(var.retention_days)
@@ -64,6 +85,7 @@ locals {
   }
   environment_http = merge(
     local.environment_common,
+    local.telemetry_environment.http,
     {
       AUTH_CLOCK_SKEW_SECONDS         = tostring(var.auth_clock_skew_seconds)
       AUTH_HTTP_TIMEOUT_SECONDS       = tostring(var.auth_http_timeout_seconds)
@@ -71,8 +93,9 @@ locals {
       AUTH_KEYS_REFRESH_SECONDS       = tostring(var.auth_keys_refresh_seconds)
       AUTH_MAX_TOKEN_LENGTH           = tostring(var.auth_max_token_length)
       AUTH_MAX_TOKEN_LIFETIME_SECONDS = tostring(var.auth_max_token_lifetime_seconds)
-      # Empty disables opaque tokens (lib/config.py).
+      # Empty disables opaque tokens (lib/core/config.py).
       AUTH_TOKENINFO_URL     = var.tokeninfo_url == null ? "" : var.tokeninfo_url
+      LIST_SCAN_LIMIT        = tostring(var.list_scan_limit)
       MAX_REQUEST_BYTES      = tostring(var.max_request_bytes)
       OPERATIONS_POLICY_FILE = "${local.source_root}/policy.json"
       # As many threads as concurrent requests: a held :wait occupies one.
@@ -82,7 +105,8 @@ locals {
     },
     local.surfaces_json == null ? {} : { OPERATIONS_SURFACES_FILE = "${local.source_root}/surfaces.json" },
   )
-  environment_worker = merge(local.environment_common, {
+  environment_worker = merge(local.environment_common, local.telemetry_environment.worker, {
+    CANCEL_GRACE_SECONDS  = tostring(var.cancel_grace_seconds)
     MAX_ATTEMPTS          = tostring(var.max_attempts)
     RETRY_BACKOFF_SECONDS = tostring(var.retry_backoff_seconds)
     # A minute under the function's timeout: the job checkpoints, releases its
@@ -90,7 +114,7 @@ locals {
     SLICE_SECONDS = tostring(max(var.worker_function.timeout_seconds - 60, var.worker_function.timeout_seconds / 2))
     THREADS       = tostring(var.worker_function.max_instance_request_concurrency)
   })
-  environment_sweep = merge(local.environment_common, {
+  environment_sweep = merge(local.environment_common, local.telemetry_environment.sweep, {
     MAX_ATTEMPTS               = tostring(var.max_attempts)
     SWEEP_QUEUED_AFTER_SECONDS = tostring(var.sweep_queued_after_seconds)
     THREADS                    = "1"
@@ -197,7 +221,7 @@ resource "google_storage_bucket_object" "http" {
 }
 
 # Page tokens are signed with one key shared by every instance of the HTTP
-# function (lib/pagination.py); generated once unless given. It lives in
+# function (lib/core/pagination.py); generated once unless given. It lives in
 # Secret Manager, read by the HTTP function's account only: the function's
 # configuration shows a reference, never the key.
 resource "random_password" "page_token_secret" {

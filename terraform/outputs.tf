@@ -13,6 +13,16 @@ output "dead_letter_topic" {
   value       = google_pubsub_topic.dead_letter.id
 }
 
+output "dashboard" {
+  description = "Cloud Monitoring dashboard of the operations (created, ended, running, cancel and queue latency, forced cancels, 5xx)."
+  value       = google_monitoring_dashboard.operations.id
+}
+
+output "events_topic" {
+  description = "Pub/Sub topic of the lifecycle events (CANCEL_REQUESTED, DONE); subscribe with message ordering and dedupe on (operation, eventType)."
+  value       = google_pubsub_topic.events.id
+}
+
 output "firestore_database" {
   description = "Firestore database holding the operations."
   value       = "projects/${var.project_id}/databases/${local.firestore_database}"

@@ -1,4 +1,5 @@
-# Topics: jobs (HTTP -> worker), sweep (scheduler -> sweep) and the jobs'
+# Topics: jobs (HTTP -> worker), sweep (scheduler -> sweep), the lifecycle
+# events (CANCEL_REQUESTED, DONE; README "Observe it") and the jobs'
 # dead-letter topic with a subscription that keeps what lands there.
 
 resource "google_pubsub_topic" "jobs" {
@@ -12,6 +13,16 @@ resource "google_pubsub_topic" "jobs" {
 resource "google_pubsub_topic" "sweep" {
   project = var.project_id
   name    = local.names.sweep_topic
+  labels  = local.labels
+
+  depends_on = [google_project_service.enabled]
+}
+
+# Consumers subscribe to it themselves (with message ordering: the ordering
+# key is the operation name) and dedupe on (operation, eventType).
+resource "google_pubsub_topic" "events" {
+  project = var.project_id
+  name    = local.names.events_topic
   labels  = local.labels
 
   depends_on = [google_project_service.enabled]

@@ -1,5 +1,49 @@
 # Inputs, alphabetical. The settings the code reads are documented in
-# lib/config.py; each variable below names the environment variable it sets.
+# lib/core/config.py; each variable below names the environment variable it sets.
+
+variable "alert_failure_rate_threshold" {
+  description = "Alert when, over alert_window_seconds, more than this fraction of the operations that ended failed (google.rpc.Code other than OK and CANCELLED)."
+  type        = number
+  default     = 0.1
+
+  validation {
+    condition     = var.alert_failure_rate_threshold > 0 && var.alert_failure_rate_threshold <= 1
+    error_message = "alert_failure_rate_threshold must be a fraction above 0 and at most 1."
+  }
+}
+
+variable "alert_forced_cancels_threshold" {
+  description = "Alert when more than this many cancelled operations were ended by force (their handler ignored the cancel past its grace) within alert_window_seconds. 0: alert on any."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.alert_forced_cancels_threshold >= 0 && floor(var.alert_forced_cancels_threshold) == var.alert_forced_cancels_threshold
+    error_message = "alert_forced_cancels_threshold must be a whole number, 0 or more."
+  }
+}
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) the alert policies notify. Empty: the incidents show in the console only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for channel in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", channel))])
+    error_message = "Each alert_notification_channels entry must be a channel id such as projects/P/notificationChannels/123."
+  }
+}
+
+variable "alert_window_seconds" {
+  description = "Window over which the alert policies count forced cancels and the failure rate, in seconds."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.alert_window_seconds >= 60 && var.alert_window_seconds <= 86400 && var.alert_window_seconds % 60 == 0
+    error_message = "alert_window_seconds must be a whole number of minutes from 60 to 86400."
+  }
+}
 
 variable "api_gateway_service_account" {
   description = <<-EOT
@@ -71,6 +115,17 @@ variable "auth_max_token_lifetime_seconds" {
   validation {
     condition     = var.auth_max_token_lifetime_seconds >= 60 && var.auth_max_token_lifetime_seconds <= 86400 && floor(var.auth_max_token_lifetime_seconds) == var.auth_max_token_lifetime_seconds
     error_message = "auth_max_token_lifetime_seconds must be a whole number from 60 to 86400."
+  }
+}
+
+variable "cancel_grace_seconds" {
+  description = "How long a handler may run on after it saw its cancel before the worker ends the operation without it (CANCEL_FORCED). A kind may set its own."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.cancel_grace_seconds >= 0 && var.cancel_grace_seconds <= 3600
+    error_message = "cancel_grace_seconds must be from 0 to 3600."
   }
 }
 
@@ -206,7 +261,9 @@ variable "http_function" {
 variable "issuers" {
   description = <<-EOT
     Trusted JWT issuers (AUTH_ISSUERS): issuer -> { keys = URL of its JWKS or
-    x509 certificate map, audience = optional expected aud }. Google OAuth
+    x509 certificate map, audience = the aud its tokens must carry for this
+    service, e.g. the API's URL (required: without it a JWT the issuer made for
+    another service would be accepted, RFC 8725 section 3.9) }. Google OAuth
     access tokens need no entry: they are checked at tokeninfo_url. For a
     service account's self-signed JWTs the issuer is its email and keys is
     https://www.googleapis.com/service_accounts/v1/metadata/x509/EMAIL.
@@ -220,6 +277,22 @@ variable "issuers" {
   validation {
     condition     = alltrue([for issuer in values(var.issuers) : startswith(issuer.keys, "https://")])
     error_message = "Each issuer's keys must be an https:// URL (the deployed function cannot read local key files)."
+  }
+
+  validation {
+    condition     = alltrue([for issuer in values(var.issuers) : trimspace(coalesce(issuer.audience, "")) != ""])
+    error_message = "Each issuer needs an audience, the aud its tokens must carry for this service (e.g. the API's URL), so that a JWT it made for another service is refused. Missing for: ${join(", ", sort([for name, issuer in var.issuers : name if trimspace(coalesce(issuer.audience, "")) == ""]))}."
+  }
+}
+
+variable "kind_modules" {
+  description = "Python modules (in the deployed source, e.g. lib.kinds.acme) that register your own kinds; imported by the HTTP function and the worker at start."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.kind_modules : can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$", m))])
+    error_message = "kind_modules must be dotted Python module names such as lib.kinds.acme."
   }
 }
 
@@ -242,6 +315,17 @@ variable "lease_seconds" {
   validation {
     condition     = var.lease_seconds >= 1 && var.lease_seconds <= 3600
     error_message = "lease_seconds must be from 1 to 3600."
+  }
+}
+
+variable "list_scan_limit" {
+  description = "Documents one List call reads at most for a filter Firestore cannot run (NOT, OR, !=); a short page then continues the scan."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.list_scan_limit >= 10 && var.list_scan_limit <= 100000
+    error_message = "list_scan_limit must be from 10 to 100000."
   }
 }
 
@@ -304,7 +388,7 @@ variable "page_token_secret" {
 
 variable "policy" {
   description = <<-EOT
-    Who may do what (OPERATIONS_POLICY_FILE, DESIGN.md "Authorization"):
+    Who may do what (OPERATIONS_POLICY_FILE; README.md, "Security model"):
     bindings of members (user:EMAIL, serviceAccount:EMAIL, domain:DOMAIN,
     allAuthenticatedUsers) to a role (roles/operations.viewer or
     roles/operations.editor) or to a list of permissions, on resource name
@@ -424,7 +508,7 @@ variable "source_bucket_name" {
 variable "surfaces" {
   description = <<-EOT
     API surfaces replacing the built-in v1 and v3beta1 (OPERATIONS_SURFACES_FILE,
-    lib/routes.py): surface -> { scopes = OAuth scopes it accepts (any one),
+    lib/edge/routes.py): surface -> { scopes = OAuth scopes it accepts (any one),
     routes = [{ method, template (AIP-127), action, and on a create_job
     route: operations = the name template of its operations over {parent}
     and {id}, parent = the literal parent of a path without a variable }] }.
@@ -503,6 +587,17 @@ variable "tokeninfo_url" {
   }
 }
 
+variable "trace_sample_ratio" {
+  description = "Fraction of new traces recorded (OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG); a request that comes with a sampled trace context is always recorded."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.trace_sample_ratio >= 0 && var.trace_sample_ratio <= 1
+    error_message = "trace_sample_ratio must be from 0 to 1."
+  }
+}
+
 variable "wait_max_seconds" {
   description = "Longest time a :wait request is held (WAIT_MAX_SECONDS); http_function.timeout_seconds must exceed it."
   type        = number
@@ -518,14 +613,19 @@ variable "worker_function" {
   description = <<-EOT
     Sizing of the worker (operations_worker), triggered by the jobs topic with
     retries on. timeout_seconds bounds one run (at most 540 for event-driven
-    functions); max_instance_count bounds the jobs running at once when
-    max_instance_request_concurrency is 1.
+    functions). Each instance runs up to max_instance_request_concurrency jobs
+    at once (gunicorn THREADS to match), so max_instance_count x that bounds
+    the jobs running at once (20 x 80 = 1,600 by default). Jobs behind an LRO
+    API mostly wait on other systems and pack well: one instance lease, one
+    cancel listener and one thread serve all of an instance's jobs. Lower it
+    for CPU-bound kinds (to the instance's CPUs, e.g. 1 or 2), where jobs
+    sharing an instance only slow each other down.
   EOT
   type = object({
     available_cpu                    = optional(string, "1")
-    available_memory                 = optional(string, "512Mi")
+    available_memory                 = optional(string, "1Gi")
     max_instance_count               = optional(number, 20)
-    max_instance_request_concurrency = optional(number, 1)
+    max_instance_request_concurrency = optional(number, 80)
     min_instance_count               = optional(number, 0)
     timeout_seconds                  = optional(number, 540)
   })

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.localstack import Emulators, free_port
+from lib.tools.localstack import Emulators, free_port
 
 
 @pytest.fixture(scope="session")

@@ -22,13 +22,16 @@ operations answers 501 UNIMPLEMENTED and changes nothing.
 
 from __future__ import annotations
 
+import importlib
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lib import errors
+from lib.core import errors
+from lib.core.config import ConfigError
 
 
 class JobContext(Protocol):
@@ -36,6 +39,15 @@ class JobContext(Protocol):
 
     cancelled: threading.Event
     state: Mapping[str, Any]
+
+    @property
+    def cancellation(self) -> Any:
+        """None until cancelled; then ``cause`` ("request", "deadline" or
+        "lease_lost"), ``reason``, ``requested_by`` and ``requested_at``."""
+
+    def shielded(self) -> AbstractContextManager[None]:
+        """Holds a cancel until the block exits (a commit that must not be cut
+        in half); the grace clock starts at the exit."""
 
     def raise_if_cancelled(self) -> None:
         """Raises ``google.api_core.exceptions.Cancelled`` once a cancel is requested."""
@@ -74,6 +86,7 @@ class Kind:
     params: Mapping[str, Param] = field(default_factory=dict)
     check: Callable[[dict[str, Any]], str | None] | None = None
     cancellable: bool = True
+    cancel_grace_seconds: float | None = None  # None: CANCEL_GRACE_SECONDS
 
     def validate(self, params: Any) -> dict[str, Any]:
         """Params with defaults applied; InvalidArgument naming the first problem."""
@@ -127,22 +140,28 @@ _REGISTRY: dict[str, Kind] = {}
 
 
 def register(name: str, params: Mapping[str, Param] | None = None,
-             check: Callable[[dict[str, Any]], str | None] | None = None,
-             cancellable: bool = True) -> Callable[[Handler], Handler]:
+             check: Callable[[dict[str, Any]], str | None] | None = None, *,
+             cancellable: bool = True, cancel_grace_seconds: float | None = None
+             ) -> Callable[[Handler], Handler]:
     """Registers the decorated function as the handler of kind ``name``.
 
     Args:
         name: the kind, as a create request names it.
-        params: the params it takes, by name.
+        params: the params it takes, by name; anything else is refused with 400.
         check: a rule across params; returns the problem, or None.
-        cancellable: False when its operations may not be cancelled: their
-            ``:cancel`` answers 501 UNIMPLEMENTED and changes nothing.
+        cancellable: False when its operations may not be cancelled (work that
+            must never be cut short): their ``:cancel`` answers 501
+            UNIMPLEMENTED and changes nothing.
+        cancel_grace_seconds: how long the handler may run on after it saw its
+            cancel before the worker ends the operation without it (default
+            CANCEL_GRACE_SECONDS).
     """
 
     def decorate(handler: Handler) -> Handler:
         if name in _REGISTRY:
             raise ValueError(f"kind {name!r} is registered twice")
-        _REGISTRY[name] = Kind(name, handler, dict(params or {}), check, cancellable)
+        _REGISTRY[name] = Kind(name, handler, dict(params or {}), check, cancellable,
+                               cancel_grace_seconds)
         return handler
 
     return decorate
@@ -158,6 +177,17 @@ def get_kind(name: Any) -> Kind:
 
 def registered() -> dict[str, Kind]:
     return dict(_REGISTRY)
+
+
+def load_kinds(modules: Iterable[str]) -> None:
+    """Imports the modules that register a deployment's own kinds
+    (OPERATIONS_KIND_MODULES); a module that cannot be imported stops the
+    start-up with its name."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"OPERATIONS_KIND_MODULES: cannot import {module!r}: {exc}") from None
 
 
 def is_cancellable(name: str) -> bool:

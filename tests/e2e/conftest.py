@@ -14,9 +14,16 @@ from typing import Any
 import pytest
 import requests
 
-from lib import devtoken
-from lib.localstack import Emulators, Functions, create_push_subscription, free_port, stack_env
-from lib.store import FirestoreOperationStore
+from lib.core.store import FirestoreOperationStore
+from lib.tools import devtoken
+from lib.tools.localstack import (
+    Emulators,
+    Functions,
+    create_push_subscription,
+    create_topic,
+    free_port,
+    stack_env,
+)
 
 COLLECTION = "operations-e2e"
 
@@ -39,7 +46,8 @@ class Stack:
         key = (scopes, subject, ttl)
         if key not in self._tokens:
             self._tokens[key] = devtoken.mint(scopes=list(scopes) or [devtoken.DEFAULT_SCOPE],
-                                              subject=subject, ttl=ttl, dev_dir=self.dev_dir)
+                                              subject=subject, ttl=ttl, dev_dir=self.dev_dir,
+                                              audience=self.url)
         return self._tokens[key]
 
     def headers(self, *scopes: str, **kwargs: Any) -> dict[str, str]:
@@ -55,14 +63,19 @@ def stack(emulators: Emulators, dev_dir: Path,
     devtoken.ensure_dev_key(dev_dir)
     topic = f"jobs-{uuid.uuid4().hex[:8]}"
     http_port, worker_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{http_port}"
     create_push_subscription(
         emulators, topic,
         f"http://127.0.0.1:{worker_port}/projects/{emulators.project}/topics/{topic}")
+    create_topic(emulators, f"{topic}-events")
     env = stack_env(os.environ, emulators, topic, {
-        "AUTH_ISSUERS": devtoken.issuers_env(dev_dir),
+        "OPERATIONS_EVENTS_TOPIC": f"{topic}-events",
+        "AUTH_ISSUERS": devtoken.issuers_env(dev_dir, audience=url),  # as make run's
         "OPERATIONS_COLLECTION": COLLECTION,
+        "OPERATIONS_KIND_MODULES": "tests.e2e.user_kinds",
         "OPERATIONS_POLICY_FILE": str(Path(__file__).parent / "policy.json"),
         "HEARTBEAT_SECONDS": "1",
+        "CANCEL_GRACE_SECONDS": "2",  # a stubborn handler is forced in seconds
         "PROGRESS_MIN_INTERVAL_SECONDS": "0",
         # Above the emulator's ~2 s lock wait, which two colliding transactions
         # pay (production Firestore aborts the younger one at once instead).
@@ -74,8 +87,7 @@ def stack(emulators: Emulators, dev_dir: Path,
     from google.cloud import firestore
 
     store = FirestoreOperationStore(firestore.Client(project=emulators.project), COLLECTION)
-    url = f"http://127.0.0.1:{http_port}"
-    _warm_up(url, devtoken.mint(dev_dir=dev_dir))
+    _warm_up(url, devtoken.mint(dev_dir=dev_dir, audience=url))
     try:
         yield Stack(url, emulators.project, logs, dev_dir, store,
                     env, emulators, f"http://127.0.0.1:{worker_port}")

@@ -23,7 +23,7 @@ from google.api_core.future import polling
 from google.longrunning import operations_pb2
 from google.protobuf import json_format, struct_pb2
 
-from lib import model
+from lib.core import model
 
 CLOUD = "https://www.googleapis.com/auth/cloud-platform"
 DIALOGFLOW = "https://www.googleapis.com/auth/dialogflow"

@@ -23,7 +23,8 @@ from google.longrunning import operations_pb2
 from google.protobuf import json_format
 from test_http_errors import assert_error, raw_request
 
-from lib import devtoken, model
+from lib.core import model
+from lib.tools import devtoken
 
 CLOUD = "https://www.googleapis.com/auth/cloud-platform"
 CLOUD_READ_ONLY = "https://www.googleapis.com/auth/cloud-platform.read-only"
@@ -46,6 +47,7 @@ class Tokens:
     """Crafts JWTs with the stack's dev key, honest or not."""
 
     def __init__(self, stack: Any) -> None:
+        self.audience = stack.url  # the dev issuer's audience: the local API's URL
         self.pem = (stack.dev_dir / "dev-issuer.pem").read_bytes()
         self._signers: dict[str | None, crypt.RSASigner] = {}
         jwks = json.loads((stack.dev_dir / "dev-issuer-jwks.json").read_text())
@@ -56,7 +58,7 @@ class Tokens:
 
     def claims(self, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())
-        claims = {"iss": devtoken.DEV_ISSUER, "sub": "dev@example.com",
+        claims = {"iss": devtoken.DEV_ISSUER, "aud": self.audience, "sub": "dev@example.com",
                   "email": "dev@example.com", "iat": now, "exp": now + 600, "scope": CLOUD}
         claims.update(overrides)
         return {key: value for key, value in claims.items() if value is not None}
@@ -192,6 +194,11 @@ BAD_TOKENS: dict[str, tuple[Callable[[Tokens], str], str]] = {
     "a JWT living two hours": (lambda t: t.signed(exp=int(time.time()) + 7200),
                                "ACCESS_TOKEN_INVALID"),
     "a JWT without exp": (lambda t: t.signed(exp=None), "ACCESS_TOKEN_INVALID"),
+    "a JWT without aud": (lambda t: t.signed(aud=None), "ACCESS_TOKEN_INVALID"),
+    "a JWT made for another Google API": (
+        lambda t: t.signed(aud="https://pubsub.googleapis.com/"), "ACCESS_TOKEN_INVALID"),
+    "a JWT made for another local API": (
+        lambda t: t.signed(aud=devtoken.local_audience(1)), "ACCESS_TOKEN_INVALID"),
     "a JWT whose scope claim is a list": (lambda t: t.signed(scope=[CLOUD]),
                                           "ACCESS_TOKEN_INVALID"),
     "a validly signed JWT over 4096 characters": (lambda t: t.signed(pad="x" * 4000),

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
-from lib import model
-from lib.localstack import REPO, Process, free_port
+from lib.core import model
+from lib.tools import devtoken
+from lib.tools.localstack import REPO, Process, free_port
+from tests.waiting import wait_for
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 ROBOT, CAROL, EVE = "robot@ci.iam.gserviceaccount.com", "carol@corp.example", "eve@example.org"
@@ -86,6 +87,42 @@ def test_the_policy_decides(api, stack, ops, unique, who, role, project, method,
         error = response.json()["error"]
         assert error["status"] == "PERMISSION_DENIED"
         assert error["details"][0]["reason"] == "IAM_PERMISSION_DENIED"
+        assert_unchanged(stack, name, method)
+    else:
+        assert_done(stack, response, name, method)
+
+
+def assert_done(stack, response, name, method):
+    """An allowed call did what it says: the body and the stored operation show it."""
+    body = response.json()
+    if method in ("get", "wait"):
+        assert body["name"] == name
+    elif method == "list":
+        assert name in [operation["name"] for operation in body["operations"]]
+    elif method == "cancel":
+        assert body == {}
+        record = stack.store.get(name)
+        assert record["cancelRequested"] is True
+        assert model.operation_json(record)["metadata"]["value"]["requestedCancellation"]
+    elif method == "delete":
+        assert body == {}
+        assert stack.store.get(name) is None
+    else:
+        parent = name.rsplit("/operations/", 1)[0]
+        assert body["name"].startswith(f"{parent}/operations/")
+        assert stack.store.get(body["name"])["createdBy"] != ""
+
+
+def assert_unchanged(stack, name, method):
+    """A denied call changed nothing."""
+    record = stack.store.get(name)
+    assert record is not None
+    assert record["cancelRequested"] is False
+    if method == "create":
+        parent = name.rsplit("/operations/", 1)[0]
+        listed = stack.store.list_page(parent, matches=lambda r: True, equalities={},
+                                       bounds=[], size=10, after=None, now=model.utcnow())
+        assert [r["name"] for r in listed.records] == [name]
 
 
 @pytest.mark.parametrize("method", ["get", "cancel", "delete", "wait"])
@@ -106,13 +143,28 @@ def test_a_denial_is_the_same_whether_or_not_the_operation_exists(api, stack, op
 def test_a_denied_request_is_logged_once_as_a_structured_line(api, stack, ops):
     marker = ops["alpha"]
     assert request(api, stack, BOB, "cancel", marker).status_code == 403
-    time.sleep(0.2)
-    lines = [json.loads(line) for line in stack.log_text().splitlines()
-             if line.startswith("{") and marker in line and "denied" in line.lower()]
+
+    def denied_lines():
+        return [json.loads(line) for line in stack.log_text().splitlines()
+                if line.startswith("{") and marker in line and "denied" in line.lower()]
+
+    lines = wait_for(denied_lines)
     assert len(lines) == 1
     assert lines[0]["principal"] == BOB
     assert lines[0]["permission"] == "operations.cancel"
     assert lines[0]["resource"] == marker
+
+
+def test_an_issuer_without_an_audience_stops_the_start_up_naming_it(stack):
+    issuers = json.loads(stack.env["AUTH_ISSUERS"])
+    for spec in issuers.values():
+        spec.pop("audience")
+    env = dict(stack.env, AUTH_ISSUERS=json.dumps(issuers))
+    result = subprocess.run([sys.executable, "-c", "import main"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "audience" in result.stderr
+    assert devtoken.DEV_ISSUER in result.stderr
 
 
 def run_http_function(stack, **env):

@@ -8,7 +8,7 @@ from datetime import datetime
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
-from lib import model
+from lib.core import model
 
 JOB = "/v1/{parent}/jobs"
 

@@ -11,7 +11,8 @@ from datetime import datetime
 import pytest
 from test_http_errors import assert_error
 
-from lib import model
+from lib.core import model
+from tests.leases import claim_as
 
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 
@@ -32,8 +33,7 @@ def _queued(stack, parent: str, suffix: str) -> str:
 def _claimed(stack, parent: str, suffix: str) -> str:
     """Queued, then claimed by a "worker" that never ends it: it stays running."""
     name = _queued(stack, parent, suffix)
-    assert stack.store.claim(name, owner="test-worker", now=model.utcnow(),
-                             lease_seconds=600) is not None
+    assert claim_as(stack.store, name, owner="test-worker", lease_seconds=600) is not None
     return name
 
 

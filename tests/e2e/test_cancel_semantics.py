@@ -21,7 +21,8 @@ from google.longrunning import operations_pb2
 from google.protobuf import json_format
 from test_http_errors import assert_error
 
-from lib import model
+from lib.core import model
+from tests.leases import claim_as
 
 
 @dataclass(frozen=True)
@@ -257,8 +258,7 @@ def test_a_second_cancel_of_a_claimed_operation_writes_nothing(make, stack, shap
     # Claimed by a "worker" that never finishes it: it stays RUNNING, cancel requested.
     ops = make(shape)
     name = ops.queued(steps=1)
-    assert stack.store.claim(name, owner="test-worker", now=model.utcnow(),
-                             lease_seconds=600) is not None
+    assert claim_as(stack.store, name, owner="test-worker", lease_seconds=600) is not None
     assert ops.cancel(name).status_code == 200
     requested = stack.store.get(name)
     assert requested["cancelRequested"] is True and requested["state"] == "RUNNING"

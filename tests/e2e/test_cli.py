@@ -182,3 +182,19 @@ def test_create_get_cancel_and_list_work_on_every_name_shape(cli, unique, surfac
     assert listed.returncode == 0, listed.stderr
     assert name in [op["name"] for op in json.loads(listed.stdout)["operations"]]
     assert cli("--surface", surface, "get", name).returncode == 0
+
+
+def test_create_with_a_request_id_and_a_timeout_is_idempotent_and_has_a_deadline(cli, unique):
+    import uuid
+
+    args = ("create", "operations", "--kind", "demo.countdown", "--param", "steps=1",
+            "--param", "stepSeconds=0", "--request-id", str(uuid.uuid4()),
+            "--operation-timeout", "600s")
+    first, again = cli(*args), cli(*args)
+    assert first.returncode == 0 and again.returncode == 0, (first.stderr, again.stderr)
+    assert operation(first.stdout).name == operation(again.stdout).name
+    assert "deadline" in json.loads(first.stdout)["metadata"]["value"]
+    bad = cli("create", "operations", "--kind", "demo.countdown", "--param", "steps=1",
+              "--request-id", "not-a-uuid")
+    assert bad.returncode == 1
+    assert "INVALID_REQUEST_ID" in bad.stderr

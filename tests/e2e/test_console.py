@@ -261,7 +261,7 @@ def test_a_body_sent_to_the_console_is_never_waited_for(stack: Any) -> None:
 
 
 def test_no_script_turns_data_into_markup() -> None:
-    """Rendering goes through textContent and DOM nodes only (lib/console/static/dom.js)."""
+    """Rendering goes through textContent and DOM nodes only (lib/edge/console/static/dom.js)."""
     forbidden = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|"
                            r"new Function|setAttribute\(\s*[\"']style|\.cssText")
     for script in STATIC.glob("*.js"):

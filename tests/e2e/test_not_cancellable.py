@@ -8,7 +8,7 @@ import time
 
 from test_http_errors import assert_error
 
-from lib import model
+from lib.core import model
 
 
 def _create(api, parent, kind, **params):

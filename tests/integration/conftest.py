@@ -7,8 +7,8 @@ import json
 import pytest
 from google.cloud import firestore
 
-from lib import model
-from lib.store import FirestoreOperationStore
+from lib.core import model
+from lib.core.store import FirestoreOperationStore
 
 
 @pytest.fixture

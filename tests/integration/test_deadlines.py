@@ -15,12 +15,13 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import firestore
 
-from lib import model
-from lib.config import Settings
-from lib.publisher import PubSubJobPublisher
-from lib.store import FirestoreOperationStore
-from lib.sweep import RecoverySweep
-from lib.worker import OperationWorker, Redeliver
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.core.store import FirestoreOperationStore
+from lib.jobs.sweep import RecoverySweep
+from lib.jobs.worker import OperationWorker, Redeliver
+from tests.leases import claim_as
 
 DEADLINE = 1.5
 
@@ -51,7 +52,7 @@ def test_a_stalled_firestore_is_unavailable_within_the_deadline(emulators, bound
         "get": lambda: bounded.get(name),
         "cancel": lambda: bounded.cancel(name, principal="a", now=model.utcnow(),
                                          retention=__import__("datetime").timedelta(days=1)),
-        "claim": lambda: bounded.claim(name, owner="w", now=model.utcnow(), lease_seconds=5),
+        "claim": lambda: claim_as(bounded, name, owner="w", now=model.utcnow(), lease_seconds=5),
         "list": lambda: bounded.list_page(name.rsplit("/", 2)[0], matches=lambda r: True,
                                           equalities={}, bounds=[], size=5, after=None,
                                           now=model.utcnow()),

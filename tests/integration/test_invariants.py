@@ -1,6 +1,6 @@
 """The invariant checker on the real Firestore emulator: what the real store,
 worker and sweep write passes; documents corrupted with the raw client are
-reported by name and rule; ``python -m lib.invariants`` exits 1 on those."""
+reported by name and rule; ``python -m lib.tools.invariants`` exits 1 on those."""
 
 from __future__ import annotations
 
@@ -15,14 +15,15 @@ from datetime import timedelta
 
 from google.api_core import exceptions
 
-from lib import model
-from lib.config import Settings
-from lib.invariants import check_collection
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.jobs.sweep import RecoverySweep
+from lib.jobs.worker import OperationWorker
 from lib.kinds import register
-from lib.localstack import REPO
-from lib.publisher import PubSubJobPublisher
-from lib.sweep import RecoverySweep
-from lib.worker import OperationWorker
+from lib.tools.invariants import check_collection
+from lib.tools.localstack import REPO
+from tests.leases import claim_as
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0)
 SWEEP = timedelta(seconds=60)
@@ -51,8 +52,8 @@ def cancel(store, name):
                         retention=RETENTION)
 
 
-def claim(store, name, lease_seconds=60.0):
-    return store.claim(name, owner="worker-a", now=model.utcnow(), lease_seconds=lease_seconds)
+def claim(store, name, lease_seconds=60.0, owner="worker-a"):
+    return claim_as(store, name, owner=owner, lease_seconds=lease_seconds)
 
 
 def cancel_once_running(store, name):
@@ -106,9 +107,10 @@ def test_operations_the_real_code_wrote_break_no_rule(store, queued, emulators, 
     assert OperationWorker(store, SETTINGS).run(cancelled) == "cancelled"
     thread.join()
     dead = queued()
-    claim(store, dead, lease_seconds=0.001)
+    # A worker that claimed it a minute ago, with a 1 s lease, and died.
+    claim_as(store, dead, owner="dead-worker", now=model.utcnow() - timedelta(minutes=1),
+             lease_seconds=1)
     cancel(store, dead)
-    time.sleep(0.05)
     publisher = PubSubJobPublisher(emulators.project, jobs_topic[0])
     assert RecoverySweep(store, publisher, SETTINGS).run()["cancelled"] == 1
 
@@ -144,10 +146,9 @@ def test_corrupted_documents_are_reported_by_name_and_rule(store, queued):
         ("SUCCEEDED", {"endTime": DROP}, {"DONE_WITHOUT_END_TIME"}),
         ("FAILED", {"endTime": now - timedelta(hours=1)}, {"END_BEFORE_CREATE"}),
         ("RUNNING", {"lease": None}, {"RUNNING_WITHOUT_LEASE"}),
-        ("RUNNING", {"lease": {"owner": "gone", "token": 1,
-                               "expireTime": now - timedelta(minutes=10)}}, {"LEASE_STUCK"}),
-        ("QUEUED", {"lease": {"owner": "w", "token": 1, "expireTime": now}},
-         {"LEASE_NOT_RELEASED"}),
+        ("RUNNING", {"lease": {"owner": "gone", "token": 1}}, {"LEASE_WITHOUT_INSTANCE"}),
+        ("RUNNING", {"lease": {"owner": "long-dead", "token": 1}}, {"LEASE_STUCK"}),
+        ("QUEUED", {"lease": {"owner": "w", "token": 1}}, {"LEASE_NOT_RELEASED"}),
         ("QUEUED", {"attempt": 2}, {"QUEUED_CLAIMED_WITHOUT_CONTINUATION"}),
         ("RUNNING", {"attempt": -1}, {"ATTEMPT_INVALID"}),
         ("RUNNING", {"progressPercent": 150}, {"PROGRESS_OUT_OF_RANGE"}),
@@ -155,6 +156,7 @@ def test_corrupted_documents_are_reported_by_name_and_rule(store, queued):
         ("QUEUED", {"createTime": DROP}, {"FIELD_MISSING"}),
         ("QUEUED", {"state": "PAUSED"}, {"UNKNOWN_STATE"}),
     ]
+    store.renew_instance("long-dead", now=now - timedelta(minutes=10), lease_seconds=60)
     expected = {}
     for state, changes, rules in cases:
         name = legitimate(store, queued, state)
@@ -193,7 +195,7 @@ def test_a_collection_larger_than_a_page_is_read_whole(store, unique):
 
 def run_cli(emulators, store, *args):
     env = {**os.environ, **emulators.env(), "OPERATIONS_COLLECTION": store._collection.id}
-    done = subprocess.run([sys.executable, "-m", "lib.invariants", *args], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-m", "lib.tools.invariants", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.stderr == ""
     return done.returncode, json.loads(done.stdout)
@@ -220,8 +222,8 @@ def test_the_cli_exits_0_on_a_clean_collection_and_1_naming_a_broken_operation(
 def test_the_cli_judges_a_lease_stuck_by_the_sweep_interval_it_is_given(store, queued,
                                                                         emulators):
     name = legitimate(store, queued, "RUNNING")
-    corrupt(store, name, lease={"owner": "gone", "token": 1,
-                                "expireTime": model.utcnow() - timedelta(seconds=100)})
+    store.renew_instance("gone", now=model.utcnow() - timedelta(seconds=160), lease_seconds=60)
+    corrupt(store, name, lease={"owner": "gone", "token": 1})
     assert run_cli(emulators, store)[0] == 0  # 100 s < 60 s sweep + 60 s lease
     code, summary = run_cli(emulators, store, "--sweep-interval-seconds", "30")
     assert code == 1

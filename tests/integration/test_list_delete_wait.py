@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from google.api_core import exceptions
 
-from lib import model
-from lib.config import Settings
-from lib.publisher import PubSubJobPublisher
-from lib.service import OperationsService
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.core.service import OperationsService
+from tests.leases import claim_as
 
 RETENTION = timedelta(days=30)
 
@@ -143,7 +144,7 @@ def test_an_expired_operation_is_not_found_before_ttl_deletes_it(service, store,
 def finish_later(store, name, after):
     def run():
         time.sleep(after)
-        held = store.claim(name, owner="w", now=model.utcnow(), lease_seconds=60)
+        held = claim_as(store, name, owner="w", now=model.utcnow(), lease_seconds=60)
         store.finish(name, held.lease, lambda r: model.succeeded_changes(
             {"ok": True}, now=model.utcnow(), retention=RETENTION))
 
@@ -216,3 +217,42 @@ def test_list_reads_scale_with_the_page_not_with_the_offset(service, store, seed
         reads.append(store.counter.reads - before)
         token = page.get("nextPageToken", "")
     assert reads[0] == reads[-2] == 51  # page 7 reads what page 1 reads
+
+
+@pytest.mark.parametrize("filter_text", ["NOT done = false", "error.code = 5 OR error.code = 6",
+                                         'metadata.kind != "demo.countdown"'],
+                         ids=["NOT", "OR", "!="])
+def test_a_filter_firestore_cannot_run_reads_at_most_the_scan_limit_per_call(
+        store, seed, emulators, filter_text):
+    """5,000 operations, a filter that matches none: each call reads at most
+    LIST_SCAN_LIMIT documents and answers a short (empty) page whose token
+    continues the scan; walking the tokens ends, having read each document once."""
+    settings = Settings(project=emulators.project, page_token_secret="test-secret",
+                        list_scan_limit=1000)
+    service = OperationsService(store, PubSubJobPublisher(emulators.project, "unused"), settings)
+    parent, _ = seed(5000)
+    token, calls, reads = "", 0, []
+    while True:
+        before = store.counter.reads
+        page = service.list_operations(parent, {"filter": filter_text,
+                                                **({"pageToken": token} if token else {})})
+        reads.append(store.counter.reads - before)
+        calls += 1
+        assert page.get("operations", []) == []
+        token = page.get("nextPageToken", "")
+        if not token:
+            break
+        assert calls < 10, "the walk must end"
+    assert max(reads) <= 1000
+    assert sum(reads) <= 5000 + calls  # each document once (an empty last read counts 1)
+    assert calls == 5 or calls == 6
+
+
+def test_a_short_page_from_the_scan_limit_still_walks_every_match_once(store, seed, emulators):
+    settings = Settings(project=emulators.project, page_token_secret="test-secret",
+                        list_scan_limit=100)
+    service = OperationsService(store, PubSubJobPublisher(emulators.project, "unused"), settings)
+    parent, names = seed(1000, done_every=250)  # 4 failed ones, far apart
+    found, pages = walk(service, parent, filter="NOT done = false")
+    assert found == [n for i, n in enumerate(names) if i % 250 == 0][::-1]
+    assert pages >= 10

@@ -12,11 +12,11 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import firestore
 
-from lib import model
-from lib.config import Settings
-from lib.publisher import PubSubJobPublisher
-from lib.service import OperationsService
-from lib.store import REQUESTS_SUFFIX, request_key
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.core.service import OperationsService
+from lib.core.store import REQUESTS_SUFFIX, request_key
 
 JOB = {"kind": "demo.countdown", "params": {"steps": 1}}
 

@@ -9,12 +9,13 @@ from datetime import timedelta
 
 from google.cloud import firestore
 
-from lib import model
-from lib.config import Settings
-from lib.publisher import PubSubJobPublisher
-from lib.store import FirestoreOperationStore
-from lib.sweep import RecoverySweep
-from lib.worker import OperationWorker
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.core.store import FirestoreOperationStore
+from lib.jobs.sweep import RecoverySweep
+from lib.jobs.worker import OperationWorker
+from tests.leases import claim_as
 
 SETTINGS = Settings(max_attempts=2, sweep_queued_after_seconds=1, heartbeat_seconds=0.2,
                     progress_min_interval_seconds=0)
@@ -29,7 +30,7 @@ def test_a_dead_workers_operation_is_republished_and_taken_over(store, queued, e
                                                                  jobs_topic):
     topic, published = jobs_topic
     name = queued(steps=1, stepSeconds=0)
-    dead = store.claim(name, owner="dead", now=model.utcnow(), lease_seconds=1)
+    dead = claim_as(store, name, owner="dead", now=model.utcnow(), lease_seconds=1)
     later = model.utcnow() + timedelta(seconds=5)
     assert sweep(store, emulators, topic, later)["republished"] == 1
     assert published() == [name]
@@ -44,9 +45,10 @@ def test_a_dead_workers_operation_is_republished_and_taken_over(store, queued, e
 def test_a_live_workers_operation_is_left_alone(store, queued, emulators, jobs_topic):
     topic, published = jobs_topic
     name = queued()
-    store.claim(name, owner="alive", now=model.utcnow(), lease_seconds=60)
+    claim_as(store, name, owner="alive", now=model.utcnow(), lease_seconds=60)
     assert sweep(store, emulators, topic, model.utcnow()) == {
-        "republished": 0, "cancelled": 0, "failed": 0, "requeued": 0, "errors": 0}
+        "republished": 0, "cancelled": 0, "failed": 0, "requeued": 0, "deadline": 0,
+        "errors": 0, "events": 0}
     assert published() == []
 
 
@@ -54,7 +56,7 @@ def test_a_cancel_requested_before_the_worker_died_ends_cancelled(store, queued,
                                                                   jobs_topic):
     topic, _ = jobs_topic
     name = queued()
-    store.claim(name, owner="dead", now=model.utcnow(), lease_seconds=1)
+    claim_as(store, name, owner="dead", now=model.utcnow(), lease_seconds=1)
     store.cancel(name, principal="a", now=model.utcnow(), retention=timedelta(days=1))
     assert sweep(store, emulators, topic, model.utcnow() + timedelta(seconds=5))["cancelled"] == 1
     record = store.get(name)
@@ -67,7 +69,7 @@ def test_an_operation_whose_workers_keep_dying_fails_after_max_attempts(store, q
     name = queued()
     now = model.utcnow()
     for attempt in range(SETTINGS.max_attempts):
-        store.claim(name, owner=f"dead-{attempt}", now=now + timedelta(seconds=10 * attempt),
+        claim_as(store, name, owner=f"dead-{attempt}", now=now + timedelta(seconds=10 * attempt),
                     lease_seconds=1)
     report = sweep(store, emulators, topic, now + timedelta(seconds=60))
     assert report["failed"] == 1
@@ -94,7 +96,7 @@ def test_an_operation_locked_by_a_frozen_transaction_is_skipped_not_fatal(store,
     topic, _ = jobs_topic
     locked, free = queued(), queued()
     for name in (locked, free):
-        store.claim(name, owner="dead", now=model.utcnow(), lease_seconds=1)
+        claim_as(store, name, owner="dead", now=model.utcnow(), lease_seconds=1)
         store.cancel(name, principal="a", now=model.utcnow(), retention=timedelta(days=1))
     impatient = FirestoreOperationStore(firestore.Client(project=emulators.project),
                                         store._collection.id, abort_retries=0)

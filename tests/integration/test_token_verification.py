@@ -31,15 +31,17 @@ from google.api_core import exceptions
 from google.auth import crypt, jwt
 from google.oauth2 import service_account
 
-from lib import devtoken, errors
-from lib.auth import GoogleAuthVerifier, Principal, require_scope
-from lib.config import IssuerConfig, Settings
+from lib.core import errors
+from lib.core.config import IssuerConfig, Settings
+from lib.edge.auth import GoogleAuthVerifier, Principal, require_scope
+from lib.tools import devtoken
 from tests.keyserver import KeyServer, closed_port_url
 
 ISS_A = "https://issuer-a.test"
 ISS_B = "https://issuer-b.test"
 ISS_X = "https://x509-issuer.test"
 SA_EMAIL = "worker@demo-project.iam.gserviceaccount.com"
+AUD = "https://operations.test"  # every issuer's audience: this service
 CLOUD = "https://www.googleapis.com/auth/cloud-platform"
 CLOUD_RO = "https://www.googleapis.com/auth/cloud-platform.read-only"
 DIALOGFLOW = "https://www.googleapis.com/auth/dialogflow"
@@ -145,10 +147,10 @@ class World:
 
     def verifier(self, **overrides: Any) -> GoogleAuthVerifier:
         issuers = (
-            IssuerConfig(ISS_A, self.server.url("/a/jwks")),
-            IssuerConfig(ISS_B, self.server.url("/b/jwks")),
-            IssuerConfig(ISS_X, self.server.url("/x/certs")),
-            IssuerConfig(SA_EMAIL, self.server.url(f"/robot/v1/metadata/x509/{SA_EMAIL}")),
+            IssuerConfig(ISS_A, self.server.url("/a/jwks"), AUD),
+            IssuerConfig(ISS_B, self.server.url("/b/jwks"), AUD),
+            IssuerConfig(ISS_X, self.server.url("/x/certs"), AUD),
+            IssuerConfig(SA_EMAIL, self.server.url(f"/robot/v1/metadata/x509/{SA_EMAIL}"), AUD),
         )
         settings = Settings(**{
             "issuers": issuers,
@@ -160,8 +162,9 @@ class World:
 
     def claims(self, **overrides: Any) -> dict[str, Any]:
         now = int(self.clock.now)
-        claims = {"iss": ISS_A, "sub": "alice@example.com", "email": "alice@example.com",
-                  "iat": now, "exp": now + 600, "scope": f"{CLOUD} {DIALOGFLOW}"}
+        claims = {"iss": ISS_A, "aud": AUD, "sub": "alice@example.com",
+                  "email": "alice@example.com", "iat": now, "exp": now + 600,
+                  "scope": f"{CLOUD} {DIALOGFLOW}"}
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not _DROP}
 
@@ -221,19 +224,43 @@ def test_token_from_an_x509_map_issuer_verifies(world: World) -> None:
     assert principal.issuer == ISS_X
 
 
-def test_service_account_self_signed_jwt_with_scopes_verifies(world: World) -> None:
+def service_account_credentials(world: World, **kwargs: Any) -> service_account.Credentials:
     info = {"type": "service_account", "project_id": "demo-project",
             "private_key_id": "sa-key-1", "private_key": pem(world.keys.sa).decode(),
             "client_email": SA_EMAIL, "client_id": "1",
             "token_uri": "https://oauth2.googleapis.com/token"}
-    credentials = service_account.Credentials.from_service_account_info(
-        info, scopes=[CLOUD], always_use_jwt_access=True)
+    return service_account.Credentials.from_service_account_info(info, **kwargs)
+
+
+def test_service_account_self_signed_jwt_for_this_service_with_scopes_verifies(
+        world: World) -> None:
+    # google-auth's self-signed JWT with this service as its audience and a scope claim.
+    credentials = jwt.Credentials.from_signing_credentials(
+        service_account_credentials(world), audience=AUD, additional_claims={"scope": CLOUD})
     credentials.refresh(world.http)  # self-signed: no HTTP to Google
-    world.clock.now = jwt.decode(credentials.token, verify=False)["iat"] + 1
-    principal = world.verifier().verify(credentials.token)
+    token = credentials.token.decode()
+    world.clock.now = jwt.decode(token, verify=False)["iat"] + 1
+    principal = world.verifier().verify(token)
     assert principal.member == f"serviceAccount:{SA_EMAIL}"
     assert principal.scopes == {CLOUD}
     assert world.server.hits(KeyServer.TOKENINFO_PATH) == 0
+
+
+def test_a_service_accounts_jwt_made_for_another_google_api_is_refused(world: World) -> None:
+    """RFC 8725 section 3.9: the same trusted issuer, its token meant for
+    Pub/Sub (or, scoped with always_use_jwt_access, for no one in particular)."""
+    other = jwt.Credentials.from_signing_credentials(
+        service_account_credentials(world), audience="https://pubsub.googleapis.com/",
+        additional_claims={"scope": CLOUD})
+    other.refresh(world.http)
+    scoped = service_account_credentials(world, scopes=[CLOUD], always_use_jwt_access=True)
+    scoped.refresh(world.http)
+    for token in (other.token.decode(), scoped.token):
+        world.clock.now = jwt.decode(token, verify=False)["iat"] + 1
+        with pytest.raises(exceptions.Unauthenticated) as caught:
+            world.verifier().verify(token)
+        assert caught.value.reason == errors.ACCESS_TOKEN_INVALID
+        assert "aud" in caught.value.message
 
 
 # --- tokens that do not --------------------------------------------------------
@@ -324,14 +351,24 @@ def test_token_over_the_length_cap_is_refused_before_any_http(world: World) -> N
     assert world.server.hits() == 0
 
 
-def test_audience_is_checked_when_the_issuer_config_names_one(world: World) -> None:
-    issuers = (IssuerConfig(ISS_A, world.jwks_a, audience="https://ops.example.com"),)
-    verifier = world.verifier(issuers=issuers)
-    assert verifier.verify(world.token(aud="https://ops.example.com")).subject
-    assert verifier.verify(world.token(aud=["other", "https://ops.example.com"])).subject
-    for aud in ("https://other.example.com", _DROP):
-        with pytest.raises(exceptions.Unauthenticated):
-            verifier.verify(world.token(aud=aud))
+def test_the_audience_must_name_this_service(world: World) -> None:
+    verifier = world.verifier()
+    assert verifier.verify(world.token(aud=AUD)).subject
+    assert verifier.verify(world.token(aud=["https://other.example.com", AUD])).subject
+
+
+@pytest.mark.parametrize("aud", [
+    _DROP, "https://other.example.com", AUD + "/", "", ["https://other.example.com"], [], 7,
+    {"aud": AUD}], ids=["missing", "another service", "this URL with a slash", "empty",
+                       "a list without this service", "an empty list", "a number", "an object"])
+def test_a_jwt_whose_audience_is_missing_or_different_is_invalid_token(world: World,
+                                                                      aud: Any) -> None:
+    token = world.token(aud=aud)
+    with pytest.raises(exceptions.Unauthenticated) as caught:
+        world.verifier().verify(token)
+    assert caught.value.reason == errors.ACCESS_TOKEN_INVALID
+    assert caught.value.message == "The access token is not meant for this service (aud)."
+    assert_no_token_leak(caught.value, token)
 
 
 def test_a_cached_token_still_expires_by_the_clock(world: World) -> None:
@@ -416,7 +453,7 @@ KEY_OUTAGES = {
 
 @pytest.mark.parametrize("keys_url", KEY_OUTAGES.values(), ids=KEY_OUTAGES.keys())
 def test_unreachable_keys_are_503_never_a_pass(world: World, keys_url: Callable) -> None:
-    verifier = world.verifier(issuers=(IssuerConfig(ISS_A, keys_url(world)),))
+    verifier = world.verifier(issuers=(IssuerConfig(ISS_A, keys_url(world), AUD),))
     with pytest.raises(exceptions.ServiceUnavailable) as caught:
         verifier.verify(world.token())
     assert caught.value.reason == errors.TOKEN_VERIFIER_UNAVAILABLE
@@ -532,6 +569,27 @@ def test_dev_token_verifies_with_the_issuers_env_configuration(tmp_path: Path) -
     assert (tmp_path / "dev-issuer.pem").stat().st_mode & 0o777 == 0o600
 
 
+def test_a_dev_token_for_another_local_api_is_refused(tmp_path: Path) -> None:
+    settings = Settings.from_env({
+        "AUTH_ISSUERS": devtoken.issuers_env(tmp_path, audience="http://127.0.0.1:8080"),
+        "AUTH_TOKENINFO_URL": ""})
+    verifier = GoogleAuthVerifier(settings)
+    mine = devtoken.mint(dev_dir=tmp_path, audience="http://127.0.0.1:8080")
+    assert jwt.decode(mine, verify=False)["aud"] == "http://127.0.0.1:8080"
+    assert verifier.verify(mine).subject == devtoken.DEFAULT_SUBJECT
+    with pytest.raises(exceptions.Unauthenticated) as caught:
+        verifier.verify(devtoken.mint(dev_dir=tmp_path, audience="http://127.0.0.1:9090"))
+    assert caught.value.reason == errors.ACCESS_TOKEN_INVALID
+
+
+def test_the_dev_audience_is_the_local_apis_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PORT", raising=False)
+    assert devtoken.local_audience() == "http://127.0.0.1:8080"
+    monkeypatch.setenv("PORT", "9123")
+    assert devtoken.local_audience() == "http://127.0.0.1:9123"
+    assert devtoken.local_audience(8443) == "http://127.0.0.1:8443"
+
+
 def test_dev_key_is_made_once_and_reused(tmp_path: Path) -> None:
     first = devtoken.ensure_dev_key(tmp_path).read_text()
     key = (tmp_path / "dev-issuer.pem").read_bytes()
@@ -543,14 +601,15 @@ def test_devtoken_cli_prints_only_the_token(tmp_path: Path) -> None:
     env = {**os.environ, "DEV_DIR": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "-m", "lib.devtoken", "--scope", "X", "--subject", "a@b.c",
-         "--ttl", "60"],
+         "--ttl", "60", "--audience", "http://127.0.0.1:8123"],
         cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
         check=True, timeout=60)
     token = result.stdout.strip()
     assert result.stdout == token + "\n"
     claims = jwt.decode(token, verify=False)
-    assert (claims["iss"], claims["sub"], claims["email"], claims["scope"]) == (
-        devtoken.DEV_ISSUER, "a@b.c", "a@b.c", "X")
+    assert (claims["iss"], claims["sub"], claims["email"], claims["scope"], claims["aud"]) == (
+        devtoken.DEV_ISSUER, "a@b.c", "a@b.c", "X", "http://127.0.0.1:8123")
     assert claims["exp"] - claims["iat"] == 60
-    settings = Settings.from_env({"AUTH_ISSUERS": devtoken.issuers_env(tmp_path)})
+    settings = Settings.from_env({"AUTH_ISSUERS": devtoken.issuers_env(
+        tmp_path, audience="http://127.0.0.1:8123")})
     assert GoogleAuthVerifier(settings).verify(token).scopes == {"X"}

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -15,13 +16,14 @@ from datetime import timedelta
 import pytest
 from google.api_core import exceptions
 
-from lib import model
-from lib.config import Settings
+from lib.core import model
+from lib.core.config import Settings
+from lib.core.publisher import PubSubJobPublisher
+from lib.jobs.sweep import RecoverySweep
+from lib.jobs.worker import OperationWorker
 from lib.kinds import Param, register
-from lib.localstack import REPO
-from lib.publisher import PubSubJobPublisher
-from lib.sweep import RecoverySweep
-from lib.worker import OperationWorker
+from lib.tools.localstack import REPO
+from tests.leases import instance_expired
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0,
                     retry_backoff_seconds=0.05, max_attempts=3)
@@ -110,9 +112,9 @@ def test_a_cancel_between_slices_ends_it_without_running_the_next(store, unique,
 WORKER_PROCESS = textwrap.dedent("""
     import sys
     from google.cloud import firestore
-    from lib.config import Settings
-    from lib.store import FirestoreOperationStore
-    from lib.worker import OperationWorker
+    from lib.core.config import Settings
+    from lib.core.store import FirestoreOperationStore
+    from lib.jobs.worker import OperationWorker
     store = FirestoreOperationStore(firestore.Client(project=sys.argv[1]), sys.argv[2])
     settings = Settings(lease_seconds=1.0, heartbeat_seconds=0.3,
                         progress_min_interval_seconds=0)
@@ -158,7 +160,7 @@ def test_a_lost_worker_is_recovered_and_cannot_overwrite_anything(store, queued,
         wait_for(lambda: store.get(name)["progressPercent"] > 0)
         child.send_signal(signal.SIGKILL if how == "killed" else signal.SIGSTOP)
         # Its lease (1 s) runs out; the sweep sees a dead worker and re-publishes.
-        time.sleep(1.5)
+        wait_for(lambda: instance_expired(store, "child"))
         report = RecoverySweep(store, PubSubJobPublisher(emulators.project, topic),
                                SETTINGS).run()
         assert report["republished"] == 1 and published() == [name]
@@ -177,3 +179,58 @@ def test_a_lost_worker_is_recovered_and_cannot_overwrite_anything(store, queued,
             child.kill()
         child.wait()
         child.stdout.close()
+
+
+MANY_JOBS_PROCESS = textwrap.dedent("""
+    import sys, threading
+    from google.cloud import firestore
+    from lib.core.config import Settings
+    from lib.core.store import FirestoreOperationStore
+    from lib.jobs.worker import OperationWorker
+    store = FirestoreOperationStore(firestore.Client(project=sys.argv[1]), sys.argv[2])
+    settings = Settings(lease_seconds=1.0, heartbeat_seconds=0.3,
+                        progress_min_interval_seconds=0)
+    worker = OperationWorker(store, settings, owner="crowded")
+    threads = [threading.Thread(target=worker.run, args=(name,)) for name in sys.argv[3:]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+""")
+
+
+def test_an_instance_killed_while_running_50_jobs_loses_none_of_them(store, queued, emulators,
+                                                                     jobs_topic):
+    """One instance lease for all 50: when it runs out, the sweep re-publishes
+    every job, and a new worker finishes each exactly once."""
+    topic, published = jobs_topic
+    names = [queued(steps=100, stepSeconds=0.1) for _ in range(50)]
+    child = subprocess.Popen(
+        [sys.executable, "-c", MANY_JOBS_PROCESS, emulators.project, store._collection.id,
+         *names], cwd=REPO, env={**os.environ, **emulators.env(), "PYTHONPATH": str(REPO)})
+    try:
+        wait_for(lambda: all(store.get(n)["progressPercent"] > 0 for n in names), timeout=60)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        wait_for(lambda: instance_expired(store, "crowded"))
+        report = RecoverySweep(store, PubSubJobPublisher(emulators.project, topic),
+                               SETTINGS).run()
+        assert report["republished"] == 50
+        assert sorted(published()) == sorted(names)
+        rescuer = OperationWorker(store, replace(SETTINGS, progress_min_interval_seconds=1),
+                                  owner="rescuer")
+        outcomes: list[str] = []
+        threads = [threading.Thread(target=lambda n=n: outcomes.append(
+            run_as_redelivered(rescuer, n))) for n in names]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert outcomes == ["succeeded"] * 50
+        for name in names:
+            record = store.get(name)
+            assert record["attempt"] == 2 and record["response"] == {"steps": 100}
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()

@@ -64,13 +64,20 @@ EXPECTED_GRANTS = {
     # HTTP runtime account: read the page-token key, on that one secret.
     ("google_secret_manager_secret_iam_member", "http_page_token"):
         "roles/secretmanager.secretAccessor",
+    # Runtime accounts: publish lifecycle events, on the events topic only.
+    ("google_pubsub_topic_iam_member", "function_events_publisher"): "roles/pubsub.publisher",
+    # Runtime accounts that export spans / metrics: write them (project-level
+    # roles only), for exactly the functions whose OTEL_* exporters are on.
+    ("google_project_iam_member", "function_trace_agent"): "roles/cloudtrace.agent",
+    ("google_project_iam_member", "function_metric_writer"): "roles/monitoring.metricWriter",
 }
 # Made by the gcloud step in pubsub.tf: the Pub/Sub service agent acknowledges
 # dead-lettered messages on the Eventarc subscription.
 EXPECTED_GCLOUD_ROLES = {"roles/pubsub.subscriber"}
-PROJECT_ROLES = {"roles/datastore.user", "roles/run.builder"}
+PROJECT_ROLES = {"roles/datastore.user", "roles/run.builder", "roles/cloudtrace.agent",
+                 "roles/monitoring.metricWriter"}
 
-# Queries of lib/store.py, as (field, direction) prefixes of a composite index.
+# Queries of lib/core/store.py, as (field, direction) prefixes of a composite index.
 REQUIRED_INDEXES = {
     "list": [("parent", "ASCENDING"), ("createTime", "DESCENDING")],
     "list by done": [("parent", "ASCENDING"), ("done", "ASCENDING"),
@@ -163,8 +170,7 @@ def _main_py_functions() -> dict[str, list[str]]:
 
 
 def _config_docstring_variables() -> list[str]:
-    from lib import config
-
+    from lib.core import config
     return re.findall(r"^\s{4}([A-Z][A-Z0-9_]+)\s", config.__doc__ or "", flags=re.M)
 
 
@@ -192,8 +198,10 @@ def terraform() -> str:
 
 
 def _pure_locals_text() -> str:
-    """main.tf's locals blocks that use only variables and other locals."""
-    text = (TF / "main.tf").read_text(encoding="utf-8")
+    """main.tf's and monitoring.tf's locals blocks that use only variables and
+    other locals."""
+    text = "\n".join((TF / name).read_text(encoding="utf-8")
+                     for name in ("main.tf", "monitoring.tf"))
     blocks = re.findall(r"^locals \{\n.*?^\}\n", text, flags=re.M | re.S)
     impure = re.compile(
         r"\bpath\.|\bdata\.|\bterraform_data\.|\b(?:google|random)_[a-z0-9_]+\.")
@@ -239,6 +247,10 @@ RENDERED = {
     "http_concurrency": "var.http_function.max_instance_request_concurrency",
     "worker_concurrency": "var.worker_function.max_instance_request_concurrency",
     "http_timeout": "var.http_function.timeout_seconds",
+    "dashboard": "local.dashboard",
+    "failed_filter": "local.failed_filter",
+    "trace_functions": "local.trace_exporting_functions",
+    "metric_functions": "local.metric_exporting_functions",
 }
 
 
@@ -315,7 +327,12 @@ def test_outputs_name_the_api_topic_and_service_accounts() -> None:
     ("google_pubsub_topic", "jobs"),
     ("google_pubsub_topic", "sweep"),
     ("google_pubsub_topic", "dead_letter"),
+    ("google_pubsub_topic", "events"),
     ("google_pubsub_subscription", "dead_letter"),
+    ("google_monitoring_dashboard", "operations"),
+    ("google_monitoring_alert_policy", "forced_cancels"),
+    ("google_monitoring_alert_policy", "failure_rate"),
+    ("google_monitoring_metric_descriptor", "alerted"),
     ("terraform_data", "worker_dead_letter"),
     ("google_firestore_database", "default"),
     ("google_firestore_index", "operations"),
@@ -510,7 +527,7 @@ def test_indexes_and_ttl_are_on_the_configured_collection() -> None:
 
 
 def test_create_request_ids_expire_by_ttl_next_to_the_operations() -> None:
-    from lib.store import REQUESTS_SUFFIX
+    from lib.core.store import REQUESTS_SUFFIX
 
     ttl = _resource("google_firestore_field", "request_id_expire_time")
     assert ttl["collection"] == "${var.collection}" + REQUESTS_SUFFIX
@@ -532,9 +549,9 @@ def test_dead_letter_topic_keeps_failed_jobs_and_the_agent_may_publish_to_it() -
 # --- settings: what the code reads vs what Terraform sets ----------------------
 
 def test_config_docstring_lists_every_variable_config_reads() -> None:
-    source = (REPO / "lib" / "config.py").read_text(encoding="utf-8")
+    source = (REPO / "lib" / "core" / "config.py").read_text(encoding="utf-8")
     read = set(re.findall(r'(?:env\.get\(|\(\s*env,\s*)"([A-Z][A-Z0-9_]+)"', source))
-    assert read, "found no env.get(...) in lib/config.py"
+    assert read, "found no env.get(...) in lib/core/config.py"
     assert set(_config_docstring_variables()) == read
 
 
@@ -544,7 +561,7 @@ def test_every_setting_is_set_by_terraform_or_left_at_its_default(
     set_somewhere = set().union(*(env.keys() for env in rendered["env"].values()))
     for variable in _config_docstring_variables():
         assert variable in set_somewhere or variable in LEFT_AT_DEFAULT, (
-            f"lib/config.py reads {variable}: set it in terraform/main.tf (environment_*) "
+            f"lib/core/config.py reads {variable}: set it in terraform/main.tf (environment_*) "
             f"or list it in LEFT_AT_DEFAULT with the reason")
 
 
@@ -560,15 +577,15 @@ def test_cloud_critical_settings_are_explicit(rendered: dict[str, Any], function
 def test_rendered_environment_is_accepted_by_settings(
     rendered: dict[str, Any], function: str,
 ) -> None:
-    from lib.config import Settings
+    from lib.core.config import Settings
 
     settings = Settings.from_env(rendered["env"][function])
     assert settings.project == "my-project"
     assert settings.topic == "operations-jobs" and settings.collection == "operations"
     if function == "http":
         assert settings.policy_file == "/workspace/policy.json"
-        assert [i.issuer for i in settings.issuers] == [
-            "ci-runner@my-project.iam.gserviceaccount.com"]
+        assert [(i.issuer, i.audience) for i in settings.issuers] == [
+            ("ci-runner@my-project.iam.gserviceaccount.com", "https://operations.example.com/")]
         assert settings.tokeninfo_url == "https://oauth2.googleapis.com/tokeninfo"
         assert settings.wait_max_seconds < rendered["http_timeout"]
         assert settings.trust_forwarded_authorization is False
@@ -611,7 +628,7 @@ def test_page_tokens_are_signed_with_a_generated_secret_unless_one_is_given(
 
 
 def test_rendered_policy_is_accepted_by_the_code(rendered: dict[str, Any]) -> None:
-    from lib.policy import Policy
+    from lib.edge.policy import Policy
 
     data = json.loads(rendered["policy_json"])
     assert all(None not in binding.values() for binding in data["bindings"])
@@ -621,7 +638,7 @@ def test_rendered_policy_is_accepted_by_the_code(rendered: dict[str, Any]) -> No
 def test_surfaces_variable_renders_a_route_table_the_code_accepts(
     terraform: str, console_dir: Path,
 ) -> None:
-    from lib.routes import DEFAULT_SURFACES, RouteTable
+    from lib.edge.routes import DEFAULT_SURFACES, RouteTable
 
     out = _render(terraform, console_dir, f"-var=surfaces={json.dumps(DEFAULT_SURFACES)}")
     rendered = json.loads(out["surfaces_json"])
@@ -636,7 +653,7 @@ def test_surfaces_variable_renders_a_route_table_the_code_accepts(
 
 
 def test_gateway_mode_trusts_the_forwarded_token(terraform: str, console_dir: Path) -> None:
-    from lib.config import Settings
+    from lib.core.config import Settings
 
     out = _render(terraform, console_dir,
                   "-var=api_gateway_service_account=gateway@my-project.iam.gserviceaccount.com")
@@ -646,7 +663,7 @@ def test_gateway_mode_trusts_the_forwarded_token(terraform: str, console_dir: Pa
 def test_null_tokeninfo_url_disables_opaque_tokens(
     terraform: str, console_dir: Path, tmp_path: Path,
 ) -> None:
-    from lib.config import Settings
+    from lib.core.config import Settings
 
     # -var=x=null would be the string "null" for a string variable.
     (tmp_path / "null.tfvars").write_text("tokeninfo_url = null\n", encoding="utf-8")
@@ -662,7 +679,11 @@ def test_null_tokeninfo_url_disables_opaque_tokens(
     ("worker_function={timeout_seconds=600}", "from 1 to 540"),
     ("heartbeat_seconds=60", "less than lease_seconds"),
     ("name=operations-service-with-a-long-name", "name must be 1 to 23"),
-    ('issuers={"x"={keys="http://example.com/jwks"}}', "https:// URL"),
+    ('issuers={"x"={keys="http://example.com/jwks",audience="https://api"}}', "https:// URL"),
+    ('issuers={"https://iss.example"={keys="https://example.com/jwks"}}',
+     "Each issuer needs an audience"),
+    ('issuers={"b"={keys="https://e.com/j",audience="https://api"},'
+     '"a"={keys="https://e.com/j",audience=" "}}', "Missing for: a."),
     ('policy={bindings=[{members=["user:a@example.com"],resources=["**"],'
      'role="roles/operations.editor",permissions=["jobs.create"]}]}',
      "exactly one of role or permissions"),
@@ -671,6 +692,11 @@ def test_null_tokeninfo_url_disables_opaque_tokens(
     ('policy={bindings=[{members=["alice@example.com"],resources=["**"],'
      'role="roles/operations.viewer"}]}', "Members must be"),
     ("api_gateway_service_account=gateway", "service account email"),
+    ("alert_failure_rate_threshold=1.5", "above 0 and at most 1"),
+    ("alert_forced_cancels_threshold=-1", "0 or more"),
+    ("alert_window_seconds=90", "whole number of minutes"),
+    ('alert_notification_channels=["email-me"]', "notificationChannels"),
+    ("trace_sample_ratio=2", "trace_sample_ratio must be from 0 to 1"),
 ], ids=[
     "an unsupported runtime is refused",
     "an HTTP timeout not above the longest wait is refused",
@@ -679,10 +705,17 @@ def test_null_tokeninfo_url_disables_opaque_tokens(
     "a heartbeat not shorter than the lease is refused",
     "a name too long for service account ids is refused",
     "an issuer whose keys are not https is refused",
+    "an issuer without an audience is refused",
+    "an issuer with a blank audience is refused, named",
     "a binding with both role and permissions is refused",
     "a binding with a non-operations role is refused",
     "a member without a type prefix is refused",
     "a gateway account that is not an email is refused",
+    "a failure-rate threshold above 1 is refused",
+    "a negative forced-cancel threshold is refused",
+    "an alert window that is not whole minutes is refused",
+    "a notification channel that is not a channel id is refused",
+    "a trace sample ratio above 1 is refused",
 ])
 def test_variable_validation_refuses(
     terraform: str, console_dir: Path, override: str, message: str,
@@ -752,7 +785,7 @@ def test_package_script_globs_like_terraform_fileset(terraform: str, tmp_path: P
 
 def test_bundle_holds_the_runtime_and_nothing_dev_only() -> None:
     files = package_script.bundle_files()
-    assert {"main.py", "requirements.txt", "lib/__init__.py", "lib/config.py"} <= set(files)
+    assert {"main.py", "requirements.txt", "lib/__init__.py", "lib/core/config.py"} <= set(files)
     for name in files:
         assert name in ("main.py", "requirements.txt") or name.startswith("lib/"), name
         assert Path(name).name not in ("devtoken.py", "localstack.py", "conftest.py"), name
@@ -858,3 +891,134 @@ def test_import_check_refuses_network_and_reports_entry_points(
         assert json.loads(result.stdout.strip().splitlines()[-1]) == outcome
     else:
         assert result.returncode != 0 and outcome in result.stderr
+
+
+# --- telemetry and lifecycle events -------------------------------------------
+
+def _instrument_names() -> set[str]:
+    source = (REPO / "lib" / "core" / "telemetry.py").read_text(encoding="utf-8")
+    return set(re.findall(r'create_[a-z_]+\(\s*"(operations\.[a-z_.]+)"', source))
+
+
+def test_events_topic_exists_and_every_function_may_publish_to_it_and_is_told_its_name(
+    rendered: dict[str, Any],
+) -> None:
+    topic = _resource("google_pubsub_topic", "events")
+    assert topic["name"] == "${local.names.events_topic}"
+    grant = _resource("google_pubsub_topic_iam_member", "function_events_publisher")
+    assert grant["topic"] == "${google_pubsub_topic.events.name}"
+    assert grant["for_each"] == "${google_service_account.function}"
+    for env in rendered["env"].values():
+        assert env["OPERATIONS_EVENTS_TOPIC"] == rendered["names"]["events_topic"]
+    assert rendered["names"]["events_topic"] != rendered["names"]["jobs_topic"]
+
+
+@pytest.mark.parametrize("function", list(FUNCTIONS))
+def test_each_function_exports_exactly_what_its_account_may_write(
+    rendered: dict[str, Any], function: str,
+) -> None:
+    from lib.core import otel_setup
+    env = rendered["env"][function]
+    chosen = otel_setup.exporters_from_env(env)
+    assert chosen.traces == (("gcp_trace",) if function in rendered["trace_functions"] else ())
+    assert chosen.metrics == (
+        ("gcp_monitoring",) if function in rendered["metric_functions"] else ())
+    assert env["OTEL_SERVICE_NAME"] == rendered["names"][function]
+    assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert 0 <= float(env["OTEL_TRACES_SAMPLER_ARG"]) <= 1
+
+
+def test_trace_and_metric_writers_are_granted_by_the_exporting_lists() -> None:
+    trace = _resource("google_project_iam_member", "function_trace_agent")
+    metric = _resource("google_project_iam_member", "function_metric_writer")
+    assert trace["for_each"] == "${toset(local.trace_exporting_functions)}"
+    assert metric["for_each"] == "${toset(local.metric_exporting_functions)}"
+    for grant in (trace, metric):
+        assert grant["member"] == (
+            "serviceAccount:${google_service_account.function[each.key].email}")
+
+
+def test_least_privilege_the_sweep_exports_no_spans(rendered: dict[str, Any]) -> None:
+    # It writes no span a user follows; without the exporter it needs no role.
+    assert "sweep" not in rendered["trace_functions"]
+    assert rendered["env"]["sweep"]["OTEL_TRACES_EXPORTER"] == "none"
+    assert set(rendered["trace_functions"]) == {"http", "worker"}
+
+
+def _charts(rendered: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    tiles = rendered["dashboard"]["mosaicLayout"]["tiles"]
+    return {tile["widget"]["title"]: [
+        {"filter": d["timeSeriesQuery"]["timeSeriesFilter"]["filter"],
+         **d["timeSeriesQuery"]["timeSeriesFilter"]["aggregation"]}
+        for d in tile["widget"]["xyChart"]["dataSets"]] for tile in tiles}
+
+
+def _lines_of(charts: dict[str, list[dict[str, Any]]], metric: str) -> list[dict[str, Any]]:
+    return [line for lines in charts.values() for line in lines
+            if f'metric.type="{metric}"' in line["filter"]]
+
+
+@pytest.mark.parametrize("metric, reducers, group_by", [
+    ("operations.created", {"REDUCE_SUM"}, []),
+    ("operations.ended", {"REDUCE_SUM"}, ["metric.label.code"]),
+    ("operations.running", {"REDUCE_SUM"}, []),
+    ("operations.cancel.ack_latency", {"REDUCE_PERCENTILE_50", "REDUCE_PERCENTILE_99"}, []),
+    ("operations.queue_latency", {"REDUCE_PERCENTILE_50", "REDUCE_PERCENTILE_99"}, []),
+    ("operations.cancel.forced", {"REDUCE_SUM"}, []),
+], ids=["created", "ended by code", "running now", "cancel ack latency p50 and p99",
+        "queue latency", "forced cancels"])
+def test_the_dashboard_charts(rendered: dict[str, Any], metric: str, reducers: set[str],
+                              group_by: list[str]) -> None:
+    assert metric in _instrument_names(), f"lib/core/telemetry.py records no {metric}"
+    lines = _lines_of(_charts(rendered), f"workload.googleapis.com/{metric}")
+    assert {line["crossSeriesReducer"] for line in lines} == reducers
+    assert all(line["groupByFields"] == group_by for line in lines)
+
+
+def test_the_dashboard_charts_the_http_functions_5xx_rate(rendered: dict[str, Any]) -> None:
+    lines = _lines_of(_charts(rendered), "run.googleapis.com/request_count")
+    assert len(lines) == 1
+    assert f'resource.label.service_name="{rendered["names"]["http"]}"' in lines[0]["filter"]
+    assert 'metric.label.response_code_class="5xx"' in lines[0]["filter"]
+    assert lines[0]["perSeriesAligner"] == "ALIGN_RATE"
+
+
+def test_every_charted_operations_metric_is_one_the_code_records(
+    rendered: dict[str, Any],
+) -> None:
+    charted = set(re.findall(r'workload\.googleapis\.com/(operations\.[a-z_.]+)"',
+                             json.dumps(rendered["dashboard"]).replace('\\"', '"')))
+    assert charted and charted <= _instrument_names()
+
+
+def test_alert_policies_use_the_threshold_variables() -> None:
+    forced = _one(_one(_resource("google_monitoring_alert_policy", "forced_cancels"),
+                       "conditions"), "condition_threshold")
+    assert forced["filter"] == '${local.metric_filter["cancel.forced"]}'
+    assert forced["threshold_value"] == "${var.alert_forced_cancels_threshold}"
+    assert forced["comparison"] == "COMPARISON_GT"
+    failure = _one(_one(_resource("google_monitoring_alert_policy", "failure_rate"),
+                        "conditions"), "condition_threshold")
+    assert failure["threshold_value"] == "${var.alert_failure_rate_threshold}"
+    assert failure["filter"] == "${local.failed_filter}"
+    assert failure["denominator_filter"] == '${local.metric_filter["ended"]}'
+    for name in ("forced_cancels", "failure_rate"):
+        policy = _resource("google_monitoring_alert_policy", name)
+        assert policy["notification_channels"] == "${var.alert_notification_channels}"
+        condition = _one(_one(policy, "conditions"), "condition_threshold")
+        assert _one(condition, "aggregations")["alignment_period"] == (
+            "${var.alert_window_seconds}s")
+        assert policy["depends_on"] == ["${google_monitoring_metric_descriptor.alerted}"]
+
+
+def test_the_failure_rate_counts_neither_successes_nor_cancels(rendered: dict[str, Any]) -> None:
+    assert rendered["failed_filter"] == (
+        'metric.type="workload.googleapis.com/operations.ended" '
+        'AND NOT metric.label.code = one_of("0", "1")')
+
+
+def test_alert_thresholds_are_validated_variables() -> None:
+    variables = _variables()
+    for name in ("alert_failure_rate_threshold", "alert_forced_cancels_threshold",
+                 "alert_notification_channels", "alert_window_seconds", "trace_sample_ratio"):
+        assert variables[name].get("validation"), f"{name} has no validation block"

@@ -6,8 +6,8 @@ import pytest
 from google.api_core import exceptions
 from werkzeug.datastructures import EnvironHeaders, Headers
 
-from lib import errors
-from lib.auth import bearer_token
+from lib.core import errors
+from lib.edge.auth import bearer_token
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 MAX = 4096

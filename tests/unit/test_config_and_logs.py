@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from lib import logs
-from lib.config import ConfigError, Settings
+from lib.core import logs
+from lib.core.config import ConfigError, Settings
 
 
 def test_defaults_need_no_environment():
@@ -25,16 +25,26 @@ def test_defaults_need_no_environment():
     ({"TRUST_FORWARDED_AUTHORIZATION": "maybe"}, "TRUST_FORWARDED_AUTHORIZATION"),
     ({"AUTH_ISSUERS": "{not json"}, "AUTH_ISSUERS"),
     ({"AUTH_ISSUERS": '{"https://i": {}}'}, "keys"),
-])
+    ({"AUTH_ISSUERS": '{"https://i": {"keys": "/k.json"}}'},
+     r"AUTH_ISSUERS\['https://i'\] needs an \"audience\""),
+    ({"AUTH_ISSUERS": '{"https://i": {"keys": "/k.json", "audience": " "}}'},
+     r"AUTH_ISSUERS\['https://i'\] needs an \"audience\""),
+    ({"AUTH_ISSUERS": '{"https://i": {"keys": "/k.json", "audience": ["a"]}}'},
+     r"AUTH_ISSUERS\['https://i'\] needs an \"audience\""),
+], ids=["a number that is not one", "a negative skew", "a boolean that is not one",
+        "issuers that are not JSON", "an issuer without keys", "an issuer without an audience",
+        "an issuer with a blank audience", "an issuer with an audience that is not a string"])
 def test_a_bad_setting_is_refused_naming_the_variable(env, names):
     with pytest.raises(ConfigError, match=names):
         Settings.from_env(env)
 
 
 def test_issuers_are_read_from_json():
-    settings = Settings.from_env({"AUTH_ISSUERS": '{"https://i": {"keys": "/k.json"}}'})
+    settings = Settings.from_env(
+        {"AUTH_ISSUERS": '{"https://i": {"keys": "/k.json", "audience": "https://api"}}'})
     assert settings.issuers[0].issuer == "https://i"
     assert settings.issuers[0].keys == "/k.json"
+    assert settings.issuers[0].audience == "https://api"
 
 
 @pytest.mark.parametrize(("headers", "trace", "span"), [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lib import console
+from lib.edge import console
 
 
 @pytest.mark.parametrize(("path", "expected"), [

@@ -1,7 +1,7 @@
 """check_record: every record the real code writes passes; each broken record
 breaks exactly the rules it should.
 
-Legitimate records come from lib.store's own transaction bodies (``_claim``,
+Legitimate records come from lib.core.store's own transaction bodies (``_claim``,
 ``_cancel``, ``_renew``, ``_update_running``, ``_finish``) run on in-memory
 documents, driven step by step and by the real OperationWorker. Every version
 of every document they write is checked at the moment it was written.
@@ -26,11 +26,12 @@ from google.api_core import exceptions
 from google.cloud import firestore
 from google.rpc import code_pb2
 
-from lib import invariants, model, store
-from lib.config import Settings
-from lib.invariants import CLOCK_SKEW, DEFAULT_GRACE, Violation, check_record
+from lib.core import model, store
+from lib.core.config import Settings
+from lib.jobs.worker import OperationWorker
 from lib.kinds import register
-from lib.worker import OperationWorker
+from lib.tools import invariants
+from lib.tools.invariants import CLOCK_SKEW, DEFAULT_GRACE, Violation, check_record
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SWEEP = timedelta(seconds=60)
@@ -53,7 +54,7 @@ class Clock:
 
 
 class Doc:
-    """A document reference as lib.store's transaction bodies use one."""
+    """A document reference as lib.core.store's transaction bodies use one."""
 
     def __init__(self, record: dict | None) -> None:
         self.record = record
@@ -63,13 +64,24 @@ class Doc:
         return SimpleNamespace(exists=record is not None, to_dict=lambda: record)
 
 
+class Instances:
+    """The instance-lease collection as lib.core.store's transaction bodies use it."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, Doc] = {}
+
+    def document(self, owner: str) -> Doc:
+        return self.docs.setdefault(owner, Doc(None))
+
+
 class MemoryStore:
-    """The OperationStore the worker needs, on lib.store's real transaction
+    """The OperationStore the worker needs, on lib.core.store's real transaction
     bodies; ``history`` holds (time, record) for every version written."""
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self.clock = clock
         self.docs: dict[str, Doc] = {}
+        self.instances = Instances()
         self.history: list[tuple[datetime, dict]] = []
         self._lock = threading.Lock()
 
@@ -95,14 +107,24 @@ class MemoryStore:
     def get(self, name):
         return copy.deepcopy(self.docs[name].record)
 
-    def cancel(self, name, *, principal="alice@example.com", now=None, retention=RETENTION):
-        return self._run(store._cancel, name, principal, now or self.clock(), retention)
+    def cancel(self, name, *, principal="alice@example.com", now=None, retention=RETENTION,
+               reason=""):
+        return self._run(store._cancel, name, principal, now or self.clock(), retention, reason)
 
-    def claim(self, name, *, owner="worker-a", now=None, lease_seconds=60.0):
-        return self._run(store._claim, name, owner, now or self.clock(), lease_seconds)
+    def renew_instance(self, owner, *, now, lease_seconds):
+        self.instances.document(owner).record = {
+            "owner": owner, "expireTime": now + timedelta(seconds=lease_seconds)}
 
-    def renew(self, name, lease, *, now, lease_seconds):
-        return self._run(store._renew, name, lease, now, lease_seconds)
+    def claim(self, name, *, owner="worker-a", now=None, lease_seconds=None, retention=RETENTION):
+        """A worker's claim; with ``lease_seconds``, its instance renews first."""
+        now = now or self.clock()
+        if lease_seconds is not None or self.instances.document(owner).record is None:
+            self.renew_instance(owner, now=now, lease_seconds=lease_seconds or 60.0)
+        return self._run(store._claim, name, self.instances, owner, now, retention)
+
+    def instance_expiry(self) -> dict:
+        return {owner: doc.record["expireTime"] for owner, doc in self.instances.docs.items()
+                if doc.record}
 
     def update_running(self, name, lease, changes) -> None:
         self._run(store._update_running, name, lease, dict(changes))
@@ -110,11 +132,14 @@ class MemoryStore:
     def release_for_continuation(self, name, lease, *, now) -> None:
         self.update_running(name, lease, store.continuation_changes(now))
 
-    def finish(self, name, lease, changes, expired_at=None) -> bool:
-        return self._run(store._finish, name, lease, changes, expired_at)
+    def finish(self, name, lease, changes, instance_dead_at=None) -> bool:
+        instances = self.instances if instance_dead_at is not None else None
+        return self._run(store._finish, name, lease, changes, instances, instance_dead_at)
 
-    def watch(self, name, on_change):
-        return lambda: None  # the heartbeat poll carries cancels here
+    def cancels_held(self, owner):
+        return [copy.deepcopy(d.record) for d in self.docs.values()
+                if d.record and (d.record.get("lease") or {}).get("owner") == owner
+                and d.record.get("cancelRequested")]
 
 
 def new_store(clock: Callable[[], datetime], name: str = NAME, **params) -> MemoryStore:
@@ -139,7 +164,7 @@ def assert_history_clean(memory: MemoryStore) -> None:
         assert errors_of(record, now=at) == [], record
 
 
-# Legitimate paths, written by lib.store's transaction bodies.
+# Legitimate paths, written by lib.core.store's transaction bodies.
 
 def succeeded(now, response=None):
     response = {"steps": 1} if response is None else response
@@ -151,8 +176,10 @@ def failed(now, code=code_pb2.FAILED_PRECONDITION):
     return lambda r: model.failed_changes(code, "broken", now=now(), retention=RETENTION)
 
 
-def cancelled(now):
-    return lambda r: model.cancelled_changes(now=now(), retention=RETENTION)
+def cancelled(now, reason=model.CANCELLED_BY_REQUEST):
+    return lambda r: {**model.cancelled_changes(now=now(), retention=RETENTION, reason=reason,
+                                                info=model.cancel_info(r)),
+                      "cancelAcknowledgeTime": now()}
 
 
 def continued(now):  # what the store writes when a slice ends
@@ -177,7 +204,7 @@ def path_cancelled_while_queued(m, c):
 def path_succeeded(m, c, response=None):
     lease = m.claim(NAME).lease
     c.advance(5)
-    m.renew(NAME, lease, now=c(), lease_seconds=60)
+    m.renew_instance("worker-a", now=c(), lease_seconds=60)
     m.update_running(NAME, lease, {"progressPercent": 50, "statusMessage": "Half.",
                                    "checkpoint": {"step": 1}, "updateTime": c.advance(1)})
     c.advance(1)
@@ -243,14 +270,15 @@ def path_expired_lease_taken_over(m, c):
 def path_sweep_cancels_a_dead_workers_operation(m, c):
     lease = m.claim(NAME).lease
     m.cancel(NAME, now=c.advance(1))
-    assert m.finish(NAME, lease, cancelled(c), expired_at=c.advance(100)) is True
+    assert m.finish(NAME, lease, cancelled(c, model.CANCEL_FORCED),
+                    instance_dead_at=c.advance(100)) is True
 
 
 def path_sweep_gives_up_on_workers_that_keep_dying(m, c):
     for owner in ("a", "b", "c"):
         lease = m.claim(NAME, owner=owner, now=c.advance(61)).lease
     assert m.finish(NAME, lease, failed(c, code_pb2.ABORTED),
-                    expired_at=c.advance(100)) is True
+                    instance_dead_at=c.advance(100)) is True
 
 
 PATHS = {
@@ -321,7 +349,8 @@ def with_kind(memory: MemoryStore, kind: str) -> MemoryStore:
 @pytest.mark.parametrize(("params", "kind", "settings", "outcomes", "state"), [
     ({"steps": 3, "stepSeconds": 0}, None, SETTINGS, ["succeeded"], "SUCCEEDED"),
     ({"steps": 3, "stepSeconds": 0, "failAtStep": 2}, None, SETTINGS, ["failed"], "FAILED"),
-    ({"steps": 3, "stepSeconds": 0}, None, Settings(slice_seconds=1e-9, heartbeat_seconds=0.01),
+    ({"steps": 3, "stepSeconds": 0}, None, Settings(slice_seconds=1e-9, heartbeat_seconds=0.01,
+                                                    cancel_listener=False),
      ["continued"] * 3 + ["succeeded"], "SUCCEEDED"),
     ({}, "test.invariant_rules.flaky", SETTINGS, ["succeeded"], "SUCCEEDED"),
     ({}, "no.such.kind", SETTINGS, ["failed"], "FAILED"),
@@ -472,6 +501,13 @@ CASES = [
     ("a cancel time without a cancel requested", "RUNNING",
      {"cancelRequestTime": at(1), "cancelRequestedBy": "a@example.com"},
      {"CANCEL_FIELDS_DISAGREE"}),
+    ("an acknowledgement without a cancel requested", "RUNNING",
+     {"cancelAcknowledgeTime": at(1)}, {"ACK_WITHOUT_REQUEST"}),
+    ("acknowledged 5 s before it was requested", "CANCELLED",
+     {"cancelAcknowledgeTime": at(-4)}, {"CANCEL_TIMES_OUT_OF_ORDER"}),
+    ("CANCELLED with no ErrorInfo saying why", "CANCELLED",
+     {"error": {"code": 1, "message": "Operation was cancelled."}},
+     {"CANCELLED_WITHOUT_REASON"}),
 ]
 
 
@@ -486,7 +522,8 @@ def test_every_rule_of_the_checker_has_a_broken_record_here():
     source = Path(invariants.__file__).read_text()
     rules = set(re.findall(r'yield "([A-Z0-9_]+)"', source))
     covered = {rule for case in CASES for rule in case[3]}
-    assert rules - covered == {"DOCUMENT_ID_MISMATCH", "LEASE_STUCK"}  # each tested below
+    assert rules - covered == {"DOCUMENT_ID_MISMATCH", "LEASE_STUCK",
+                               "LEASE_WITHOUT_INSTANCE"}  # each tested below
 
 
 def test_a_document_id_that_is_not_its_names_breaks_a_rule():
@@ -494,16 +531,24 @@ def test_a_document_id_that_is_not_its_names_breaks_a_rule():
     assert errors_of(legit("QUEUED"), document_id=NAME.replace("/", "%2F")) == []
 
 
-def test_a_lease_is_stuck_once_it_expired_longer_ago_than_the_sweep_interval_and_grace():
-    record = legit("RUNNING")  # claimed at T0 with a 60 s lease
-    expire = record["lease"]["expireTime"]
+def test_a_lease_is_stuck_once_its_instance_expired_longer_ago_than_sweep_and_grace():
+    record = legit("RUNNING")  # claimed at T0 by an instance with a 60 s lease
+    expire = T0 + timedelta(seconds=60)
+    instances = {"worker-a": expire}
     limit = expire + SWEEP + DEFAULT_GRACE
-    assert errors_of(record, now=limit) == []
-    assert errors_of(record, now=limit + timedelta(seconds=1)) == ["LEASE_STUCK"]
+    assert errors_of(record, now=limit, instances=instances) == []
+    assert errors_of(record, now=limit + timedelta(seconds=1),
+                     instances=instances) == ["LEASE_STUCK"]
     short = check_record(record, expire + timedelta(seconds=20), sweep_interval=timedelta(
-        seconds=10), grace=timedelta(seconds=5), document_id=model.document_id(NAME))
+        seconds=10), grace=timedelta(seconds=5), document_id=model.document_id(NAME),
+        instances=instances)
     assert [v.rule for v in short] == ["LEASE_STUCK"]
     assert short[0].name == NAME and "expired 0:00:20 ago" in short[0].message
+
+
+def test_a_running_operation_under_an_instance_without_a_lease_breaks_a_rule():
+    assert errors_of(legit("RUNNING"), instances={}) == ["LEASE_WITHOUT_INSTANCE"]
+    assert errors_of(legit("RUNNING")) == [], "without the instances only the shape is checked"
 
 
 def test_times_within_the_clock_skew_of_two_instances_break_no_rule():

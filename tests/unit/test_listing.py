@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from google.api_core import exceptions
 
-from lib import listing, model, pagination
-from lib.listing import And, Not, Or, Restriction
+from lib.core import listing, model, pagination
+from lib.core.listing import And, Not, Or, Restriction
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RETENTION = timedelta(days=30)

@@ -9,7 +9,7 @@ import pytest
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
-from lib import model
+from lib.core import model
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=5)

@@ -19,11 +19,11 @@ from google.protobuf import duration_pb2
 from google.rpc import status_pb2
 from openapi_spec_validator import validate
 
-from lib import sysparams
-from lib.api import _LIST_PARAMS
+from lib.core.model import InvalidName, check_name
+from lib.edge import sysparams
+from lib.edge.api import _LIST_PARAMS
+from lib.edge.routes import DEFAULT_SURFACES, RouteTable
 from lib.kinds import registered
-from lib.model import InvalidName, check_name
-from lib.routes import DEFAULT_SURFACES, RouteTable
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 with SPEC_PATH.open(encoding="utf-8") as _file:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from google.api_core import exceptions
 
-from lib import errors
-from lib.auth import Principal
-from lib.config import ConfigError
-from lib.policy import PERMISSIONS, ROLES, Policy, check_permission, compile_pattern
+from lib.core import errors
+from lib.core.config import ConfigError
+from lib.edge.auth import Principal
+from lib.edge.policy import PERMISSIONS, ROLES, Policy, check_permission, compile_pattern
 
 ALICE = Principal("1", "alice@example.com", frozenset(), 0.0, "iss")
 BOB = Principal("2", "bob@other.org", frozenset(), 0.0, "iss")

@@ -3,7 +3,7 @@ AIP-160 filter, AIP-158 page tokens and the bearer header.
 
 Each parser either returns its value or raises the one documented api-core exception
 (a 4xx); no input makes it raise anything else. The oracles here are written from the
-contract (DESIGN.md, openapi.yaml), not copied from lib/.
+contract (README.md, docs/architecture.md, openapi.yaml), not copied from lib/.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
-from lib import errors, listing, model, pagination
-from lib.auth import bearer_token
-from lib.routes import DEFAULT_SURFACES, RouteMatch, RouteTable
+from lib.core import errors, listing, model, pagination
+from lib.edge.auth import bearer_token
+from lib.edge.routes import DEFAULT_SURFACES, RouteMatch, RouteTable
 
 # Small enough for `make test` (the file runs in a few seconds); PROPERTY_EXAMPLES
 # raises it for a soak. database=None: no example database written into the repository

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 from google.api_core import exceptions
 
-from lib.config import ConfigError
-from lib.routes import CLOUD_PLATFORM, DEFAULT_SURFACES, DIALOGFLOW, RouteTable, compile_template
+from lib.core.config import ConfigError
+from lib.edge.routes import (
+    CLOUD_PLATFORM,
+    DEFAULT_SURFACES,
+    DIALOGFLOW,
+    RouteTable,
+    compile_template,
+)
 
 TABLE = RouteTable.from_surfaces(DEFAULT_SURFACES)
 V1_OP = "projects/p/locations/l/operations/o"

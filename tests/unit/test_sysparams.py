@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
-from lib import sysparams
-from lib.sysparams import apply_mask, parse_mask
+from lib.edge import sysparams
+from lib.edge.sysparams import apply_mask, parse_mask
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "120"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -138,6 +138,8 @@ ACCEPTED = {
     "alt=json": {"alt": "json"},
     "$alt=json": {"$alt": "json"},
     "alt=JSON": {"alt": "JSON"},
+    "$alt=json;enum-encoding=int, as generated REST clients send": {
+        "$alt": "json;enum-encoding=int"},
     "$.xgafv=1": {"$.xgafv": "1"},
     "$.xgafv=2": {"$.xgafv": "2"},
     "prettyPrint=false": {"prettyPrint": "false"},
@@ -157,6 +159,7 @@ def test_each_system_parameter_is_accepted_on_any_method(query):
 REFUSED = {
     "alt=media": ({"alt": "media"}, "INVALID_SYSTEM_PARAMETER"),
     "alt=proto": ({"$alt": "proto"}, "INVALID_SYSTEM_PARAMETER"),
+    "alt=json with an unknown option": ({"alt": "json;x=y"}, "INVALID_SYSTEM_PARAMETER"),
     "$.xgafv=3": ({"$.xgafv": "3"}, "INVALID_SYSTEM_PARAMETER"),
     "prettyPrint=yes": ({"prettyPrint": "yes"}, "INVALID_SYSTEM_PARAMETER"),
     "prettyPrint=1": ({"prettyPrint": "1"}, "INVALID_SYSTEM_PARAMETER"),

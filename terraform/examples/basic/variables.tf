@@ -1,5 +1,5 @@
 variable "issuers" {
-  description = "Trusted JWT issuers: issuer -> { keys = https URL of its JWKS or x509 map, audience = optional }."
+  description = "Trusted JWT issuers: issuer -> { keys = https URL of its JWKS or x509 map, audience = the aud its tokens must carry for this API (required) }."
   type = map(object({
     audience = optional(string)
     keys     = string

@@ -1,0 +1,313 @@
+"""One worker instance (a process): the jobs it runs, and the one thread and
+one listener that look after all of them.
+
+Per process, not per job:
+
+- **Liveness.** One instance lease document, renewed with one write per
+  heartbeat, keeps every job the process runs alive; each job keeps its own
+  fencing token, so every job write stays fenced.
+- **Cancels, by push.** One Firestore query listener on the operations this
+  instance holds dispatches a requested cancel to the job's context; a poll
+  of the same set each heartbeat is the fallback.
+- **Clocks.** The same thread keeps each job's deadline and grace clock: a
+  handler that has not returned ``grace`` seconds after it saw its cancel is
+  ended (CANCELLED, ``CANCEL_FORCED``), its cleanups run once, its writes are
+  fenced off, and one WARNING says where its thread is stuck.
+
+The listener and the thread run while the instance holds a job, and stop
+once it has held none for ``IDLE_LINGER_SECONDS`` (so a steady stream of
+short jobs does not open a listener per job).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import sysconfig
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.api_core import exceptions
+
+from lib.core import errors, model, telemetry
+from lib.core.config import Settings
+from lib.core.store import Listener, OperationStore
+from lib.jobs.running import DEADLINE, REQUEST, Cancellation, RunningJob, fields
+
+log = logging.getLogger("operations.worker")
+
+# A handler that stops promptly carries its acknowledgement in its final
+# write; one still running this long after it saw the cancel gets its own.
+ACK_WRITE_DELAY_SECONDS = 0.25
+IDLE_LINGER_SECONDS = 2.0
+# Frames skipped when naming where a handler is stuck: the standard library
+# and the job context's own waits.
+_NOT_THE_HANDLER = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"],
+                    os.path.join(os.path.dirname(__file__), "running.py"))
+
+
+def new_owner() -> str:
+    """A unique id for this process: host, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class WorkerInstance:
+    """The jobs one process runs, their instance lease and their clocks."""
+
+    def __init__(self, store: OperationStore, settings: Settings,
+                 clock: Callable[[], datetime] = model.utcnow,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 owner: str | None = None) -> None:
+        self.owner = owner or new_owner()
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+        self._monotonic = monotonic
+        self._retention = timedelta(days=settings.retention_days)
+        self._jobs: dict[str, RunningJob] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listener: Listener | None = None
+        self._renewed_at = float("-inf")
+        self._idle_since: float | None = None
+        self._to_check: set[str] = set()
+        self._acks: dict[str, float] = {}  # job name -> when its ack write is due
+
+    # Jobs come and go.
+
+    def ensure_alive(self) -> None:
+        """Renews the instance lease before a claim points a job at it, unless
+        a heartbeat renewed it recently. Raises the store's error: a job must
+        never point at an instance lease that is not there."""
+        if self._monotonic() - self._renewed_at >= self._settings.heartbeat_seconds:
+            self._store.renew_instance(self.owner, now=self._clock(),
+                                       lease_seconds=self._settings.lease_seconds)
+            self._renewed_at = self._monotonic()
+
+    def add(self, job: RunningJob) -> None:
+        job.on_acknowledged = self._acknowledged
+        with self._lock:
+            self._jobs[job.name] = job
+            start = self._thread is None
+            if start:
+                self._thread = threading.Thread(target=self._watch, name="worker instance",
+                                                daemon=True)
+        if start:
+            if self._settings.cancel_listener:
+                self._listener = self._store.watch_held(self.owner, self._on_change)
+            assert self._thread is not None
+            self._thread.start()
+        self._wake.set()
+
+    def remove(self, job: RunningJob) -> None:
+        """Forgets a job (the instance's thread stops the listener once idle)."""
+        with self._lock:
+            if self._jobs.get(job.name) is job:
+                del self._jobs[job.name]
+            self._acks.pop(job.name, None)
+        self._wake.set()
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
+    # Notifications.
+
+    def _on_change(self, name: str, record: dict[str, Any] | None) -> None:
+        """The listener: a held operation changed, or left this instance's set."""
+        job = self._jobs.get(name)
+        if job is None or job.finishing:
+            return
+        if record is not None:
+            job.observe(record)
+            return
+        with self._lock:
+            self._to_check.add(name)  # why it left is read on the instance's thread
+        self._wake.set()
+
+    def _acknowledged(self, job: RunningJob) -> None:
+        """The handler's context exposed a requested cancel: time it, and
+        write it unless the handler's final write carries it."""
+        cancellation, seen = job.cancellation, job.acknowledged_at
+        telemetry.cancel_event("acknowledged", operation=job.name)
+        if cancellation is not None and cancellation.requested_at and seen:
+            latency = (seen - cancellation.requested_at).total_seconds() * 1000
+            telemetry.record_cancel_ack(max(0.0, latency), kind=job.kind.name)
+        with self._lock:
+            self._acks[job.name] = self._monotonic() + ACK_WRITE_DELAY_SECONDS
+        self._wake.set()
+
+    # The instance's thread.
+
+    def _watch(self) -> None:
+        me = threading.current_thread()
+        while True:
+            now = self._monotonic()
+            with self._lock:
+                jobs = list(self._jobs.values())
+                if jobs:
+                    self._idle_since = None
+                elif self._idle_since is None:
+                    self._idle_since = now
+                elif now - self._idle_since >= IDLE_LINGER_SECONDS:
+                    if self._thread is me:
+                        self._thread = None
+                    listener, self._listener = self._listener, None
+                    self._idle_since = None
+                    break
+            if now - self._renewed_at >= self._settings.heartbeat_seconds:
+                self._heartbeat(jobs)
+            self._check_left()
+            self._write_acks(now)
+            for job in jobs:
+                self._check_clocks(job, now)
+            self._wake.wait(self._next_wake(jobs))
+            self._wake.clear()
+        if listener is not None:
+            listener.close()
+
+    def _next_wake(self, jobs: list[RunningJob]) -> float:
+        now = self._monotonic()
+        due = [self._renewed_at + self._settings.heartbeat_seconds]
+        if self._idle_since is not None:
+            due.append(self._idle_since + IDLE_LINGER_SECONDS)
+        with self._lock:
+            due += self._acks.values()
+        for job in jobs:
+            if job.grace_ends is not None and not job.forced:
+                due.append(job.grace_ends)
+            if job.deadline is not None and job.cancellation is None:
+                left = (job.deadline - self._clock()).total_seconds()
+                due.append(now + max(0.0, left))
+        return max(0.0, min(due) - now)
+
+    def _renew(self) -> None:
+        try:
+            self._store.renew_instance(self.owner, now=self._clock(),
+                                       lease_seconds=self._settings.lease_seconds)
+            self._renewed_at = self._monotonic()
+        except exceptions.GoogleAPICallError as exc:
+            log.warning("instance lease renewal failed; retrying", extra=fields(
+                instance=self.owner, reason=errors.reason(exc)))
+
+    def _heartbeat(self, jobs: list[RunningJob]) -> None:
+        """Renews the instance lease; restarts a listener that died; polls for
+        cancels (the listener's fallback)."""
+        self._renew()
+        if not jobs:
+            return
+        listener = self._listener
+        if listener is not None and not listener.alive():
+            log.warning("cancel listener stopped; starting a new one",
+                        extra=fields(instance=self.owner))
+            with self._lock:
+                # What changed while it was down is read again, job by job.
+                self._to_check.update(job.name for job in jobs)
+            self._listener = self._store.watch_held(self.owner, self._on_change)
+            listener.close()
+        try:
+            records = self._store.cancels_held(self.owner)
+        except exceptions.GoogleAPICallError as exc:
+            log.warning("cancel poll failed", extra=fields(instance=self.owner,
+                                                           reason=errors.reason(exc)))
+            return
+        for record in records:
+            job = self._jobs.get(record.get("name", ""))
+            if job is not None and not job.finishing:
+                job.observe(record)
+
+    def _check_left(self) -> None:
+        """Operations that left this instance's set: deleted, ended, or taken over."""
+        with self._lock:
+            names, self._to_check = self._to_check, set()
+        for name in names:
+            job = self._jobs.get(name)
+            if job is None or job.finishing:
+                continue
+            try:
+                job.observe(self._store.get(name))
+            except exceptions.GoogleAPICallError:
+                with self._lock:
+                    self._to_check.add(name)  # the next pass reads it again
+
+    def _write_acks(self, now: float) -> None:
+        with self._lock:
+            due = [name for name, at in self._acks.items() if at <= now]
+            for name in due:
+                del self._acks[name]
+        for name in due:
+            job = self._jobs.get(name)
+            if job is not None and not job.finishing:
+                job.write_ack()
+
+    def _check_clocks(self, job: RunningJob, now: float) -> None:
+        if job.forced or job.returned:
+            return
+        if (job.deadline is not None and job.cancellation is None and job.kind.cancellable
+                and job.deadline <= self._clock()):
+            job.request_cancel(Cancellation(DEADLINE, requested_at=job.deadline))
+        if job.grace_ends is not None and now >= job.grace_ends and not job.is_shielded:
+            self._force_end(job)
+
+    def _force_end(self, job: RunningJob) -> None:
+        """The grace is over and the handler still runs: end the operation
+        without it, fence it off, run its cleanups, say where it is stuck."""
+        with job.lock:
+            if job.returned or job.forced or job.cancellation is None:
+                return
+            job.forced = True
+            job.lease_lost.set()  # no later progress, checkpoint or result of it
+            cancellation = job.cancellation
+        ack = job.unwritten_ack()
+
+        def changes(record: Any) -> dict[str, Any]:
+            now = self._clock()
+            if cancellation.cause == DEADLINE:
+                ended = model.deadline_changes(now=now, retention=self._retention,
+                                               forced=True)
+            else:
+                ended = model.cancelled_changes(now=now, retention=self._retention,
+                                                reason=model.CANCEL_FORCED,
+                                                info=model.cancel_info(record))
+            return {**ended, **ack}
+
+        try:
+            written = self._store.finish(job.name, job.lease, changes)
+        except exceptions.GoogleAPICallError as exc:
+            # The lease runs out while the handler is stuck; the sweep ends it.
+            log.warning("forced end not written; the sweep will end it", extra=fields(
+                operation=job.name, reason=errors.reason(exc)))
+            written = False
+        telemetry.cancel_event("forced", operation=job.name, cause=cancellation.cause)
+        telemetry.record_forced(kind=job.kind.name)
+        where = stuck_at(job.thread_id)
+        log.warning("handler ignored its cancel past the grace; operation ended (forced)",
+                    extra=fields(operation=job.name, kind=job.kind.name,
+                                 graceSeconds=job.grace_seconds, stuckAt=where,
+                                 cause=cancellation.cause, written=written))
+        if written and cancellation.cause in (REQUEST, DEADLINE):
+            # Cleanups may block like the handler did: never on this thread.
+            threading.Thread(target=job.run_cleanups, name=f"on_cancel {job.name}",
+                             daemon=True).start()
+
+
+def stuck_at(thread_id: int) -> str:
+    """``file:line`` of the innermost frame of a thread that is not the
+    standard library (where the handler's own code is), or ``unknown``."""
+    frame = sys._current_frames().get(thread_id)
+    if frame is None:
+        return "unknown"
+    stack = traceback.extract_stack(frame)
+    for entry in reversed(stack):
+        if not entry.filename.startswith(_NOT_THE_HANDLER):
+            return f"{entry.filename}:{entry.lineno}"
+    last = stack[-1]
+    return f"{last.filename}:{last.lineno}"
