@@ -26,8 +26,9 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from lib import devtoken, model  # noqa: E402
-from lib.localstack import (  # noqa: E402
+from lib.core import model  # noqa: E402
+from lib.tools import devtoken  # noqa: E402
+from lib.tools.localstack import (  # noqa: E402
     Emulators,
     Functions,
     create_push_subscription,
@@ -172,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ.update(emulators.env())  # the Firestore client finds the emulator here
             from google.cloud import firestore
 
-            from lib.store import FirestoreOperationStore
+            from lib.core.store import FirestoreOperationStore
 
             store = FirestoreOperationStore(firestore.Client(project=emulators.project),
                                             "operations")

@@ -25,9 +25,9 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from lib import model
+from lib.core import model
 
-STATIC = Path(__file__).resolve().parents[2] / "lib" / "console" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "lib" / "edge" / "console" / "static"
 # Chromium switches that keep a headless test browser off the network.
 CHROMIUM_ARGS = [
     "--disable-background-networking",
