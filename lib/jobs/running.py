@@ -142,13 +142,13 @@ class RunningJob:
         changes: dict[str, Any] = {"progressPercent": max(0, min(100, int(percent)))}
         if message is not None:
             changes["statusMessage"] = results.check_status_message(message)
-        self._pending.update(changes)
+        self._queue(changes)
         self._flush()
 
     def checkpoint(self, state: Mapping[str, Any]) -> None:
         saved = results.check_checkpoint(state)
         self.state = dict(saved)
-        self._pending["checkpoint"] = dict(saved)
+        self._queue({"checkpoint": dict(saved)})
         if self._monotonic() >= self._slice_ends and not self.cancelled.is_set():
             self._flush(force=True)
             if not self.lease_lost.is_set() and not self._pending:
@@ -217,8 +217,8 @@ class RunningJob:
 
     def note_retry(self, attempt: int, error: str, delay: float) -> None:
         """Records a retry: the attempt count and why, visible in metadata."""
-        self._pending.update(attempt=attempt,
-                             statusMessage=f"Retrying in {delay:g}s after: {error}"[:1024])
+        self._queue({"attempt": attempt,
+                     "statusMessage": f"Retrying in {delay:g}s after: {error}"[:1024]})
         self._flush(force=True)
 
     def unwritten_ack(self) -> dict[str, Any]:
@@ -236,11 +236,17 @@ class RunningJob:
         not ended soon after it saw the cancel)."""
         ack = self.unwritten_ack()
         if ack and not self.lease_lost.is_set():
-            self._pending.update(ack, updateTime=self._clock())
+            self._queue({**ack, "updateTime": self._clock()})
             self._flush(force=True)
 
     def _stop_message(self) -> str:
         return self.cancellation.message if self.cancellation else model.CANCELLED_MESSAGE
+
+    def _queue(self, changes: Mapping[str, Any]) -> None:
+        """Adds to the next write (the handler's thread and the instance's
+        thread both do)."""
+        with self._write_lock:
+            self._pending.update(changes)
 
     def _flush(self, force: bool = False) -> None:
         """Writes pending progress/checkpoint, at most once per throttle interval."""
@@ -258,7 +264,7 @@ class RunningJob:
             except exceptions.GoogleAPICallError:
                 # Progress is not the job: keep it for the next write rather
                 # than fail the handler on the store's trouble.
-                self._pending = {**changes, **self._pending}
+                self._pending = {**changes, **self._pending}  # still under the lock
                 log.warning("progress write failed; will retry", extra=fields(operation=self.name))
 
 
