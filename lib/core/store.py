@@ -737,7 +737,10 @@ def _finish(transaction: firestore.Transaction, ref: firestore.DocumentReference
     return True, 1
 
 
-_UNAVAILABLE = (exceptions.DeadlineExceeded, exceptions.ServiceUnavailable, exceptions.RetryError)
+# CANCELLED: the call was cut off on the way (the emulator answers an
+# overloaded call "call already cancelled"); nothing says a retry would fail.
+_UNAVAILABLE = (exceptions.DeadlineExceeded, exceptions.ServiceUnavailable, exceptions.RetryError,
+                exceptions.Cancelled)
 
 
 def _store_unavailable() -> exceptions.GoogleAPICallError:
@@ -753,7 +756,7 @@ def _contention(message: str = "Too much contention on this operation; retry."
 def translate(exc: Exception) -> Exception:
     """The exception callers see for a failure of a Firestore call.
 
-    UNAVAILABLE and DEADLINE_EXCEEDED (and a retry that ran out of time): 503
+    UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED (and a retry that ran out of time): 503
     STORE_UNAVAILABLE, which the HTTP edge answers with Retry-After. ABORTED,
     an expired transaction, and the ValueError python-firestore's
     @transactional ends in when it gives up on an aborted commit: 409

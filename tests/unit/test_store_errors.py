@@ -91,6 +91,8 @@ def test_a_missing_index_reaches_the_log_not_the_caller(caplog):
 UNAVAILABLE = [
     ("unavailable", exceptions.ServiceUnavailable("connection refused")),
     ("deadline exceeded", exceptions.DeadlineExceeded("Deadline Exceeded")),
+    ("a call cut off on the way (the emulator under load)",
+     exceptions.Cancelled("call already cancelled")),
     ("retries ran out of time", exceptions.RetryError("Timeout of 10.0s exceeded", None)),
     ("a rollback after a timed-out call", unavailable_rollback()),
 ]
