@@ -645,10 +645,13 @@ def _claim(transaction: firestore.Transaction, ref: firestore.DocumentReference,
     if record is None or record.get("done"):
         return None, 0
     lease = record.get("lease") or {}
-    if record.get("state") == model.State.RUNNING.value and lease:
+    if record.get("state") == model.State.RUNNING.value and lease and lease["owner"] != owner:
         holder = _record(instances.document(lease["owner"]).get(transaction=transaction))
         if holder is not None and holder["expireTime"] > now:
             return None, 0  # a live instance runs it: a duplicate delivery does no work
+    # Held by this very instance, which runs no such job (the worker checks
+    # first): an earlier claim whose commit landed after its caller gave up.
+    # Taken again, with a new token, rather than left RUNNING while we live.
     deadline = record.get("deadline")
     if deadline is not None and deadline <= now:
         _update_state(transaction, ref, record,

@@ -79,6 +79,8 @@ class WorkerInstance:
         self._renewed_at = float("-inf")
         self._idle_since: float | None = None
         self._to_check: set[str] = set()
+        self._claiming: set[str] = set()
+        self._renew_lock = threading.Lock()
         self._acks: dict[str, float] = {}  # job name -> when its ack write is due
 
     # Jobs come and go.
@@ -87,10 +89,24 @@ class WorkerInstance:
         """Renews the instance lease before a claim points a job at it, unless
         a heartbeat renewed it recently. Raises the store's error: a job must
         never point at an instance lease that is not there."""
-        if self._monotonic() - self._renewed_at >= self._settings.heartbeat_seconds:
-            self._store.renew_instance(self.owner, now=self._clock(),
-                                       lease_seconds=self._settings.lease_seconds)
-            self._renewed_at = self._monotonic()
+        with self._renew_lock:  # one renewal for many concurrent first claims
+            if self._monotonic() - self._renewed_at >= self._settings.heartbeat_seconds:
+                self._store.renew_instance(self.owner, now=self._clock(),
+                                           lease_seconds=self._settings.lease_seconds)
+                self._renewed_at = self._monotonic()
+
+    def reserve(self, name: str) -> bool:
+        """Marks ``name`` as being claimed here; False if this process already
+        claims or runs it (a duplicate delivery to the same instance)."""
+        with self._lock:
+            if name in self._jobs or name in self._claiming:
+                return False
+            self._claiming.add(name)
+            return True
+
+    def unreserve(self, name: str) -> None:
+        with self._lock:
+            self._claiming.discard(name)
 
     def add(self, job: RunningJob) -> None:
         job.on_acknowledged = self._acknowledged

@@ -94,19 +94,27 @@ class OperationWorker:
         """Claims and runs ``name``; returns what happened (for logs and tests):
         ``skipped``, ``succeeded``, ``failed``, ``cancelled``, ``deadline``,
         ``forced``, ``continued``, ``lease_lost`` or ``deleted``."""
-        self.instance.ensure_alive()
-        claim = self._store.claim(name, owner=self.instance.owner, now=self._clock(),
-                                  retention=self._retention)
+        if not self.instance.reserve(name):
+            log.info("nothing to run: this process runs it already", extra=fields(operation=name))
+            return "skipped"
+        try:
+            self.instance.ensure_alive()
+            claim = self._store.claim(name, owner=self.instance.owner, now=self._clock(),
+                                      retention=self._retention)
+            kind = registered().get(claim.record.get("kind", "")) if claim else None
+            job = (RunningJob(self._store, claim, kind, self._settings, self._clock,
+                              self._monotonic) if claim and kind else None)
+            if job is not None:
+                self.instance.add(job)
+        finally:
+            self.instance.unreserve(name)
         if claim is None:
             log.info("nothing to run: missing, done, past its deadline or held by a live worker",
                      extra=fields(operation=name))
             return "skipped"
         telemetry.claimed(claim.record)
-        kind = registered().get(claim.record.get("kind", ""))
-        if kind is None:
+        if job is None:
             return self._finish_unrunnable(name, claim.lease, claim.record.get("kind"))
-        job = RunningJob(self._store, claim, kind, self._settings, self._clock, self._monotonic)
-        self.instance.add(job)
         try:
             if claim.record.get("cancelRequested"):
                 job.observe(claim.record)

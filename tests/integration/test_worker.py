@@ -19,6 +19,7 @@ from lib.core import model
 from lib.core.config import Settings
 from lib.jobs.worker import OperationWorker, job_name
 from lib.kinds import Param, register
+from tests.leases import claim_as
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0)
 
@@ -235,3 +236,28 @@ def test_a_cancel_racing_completion_ends_with_exactly_one_result(store, unique):
             assert (record["cancelRequestTime"] <= record["cancelAcknowledgeTime"]
                     <= record["endTime"])
     assert seen <= {"succeeded", "cancelled"}
+
+
+def test_an_orphaned_claim_of_this_very_instance_is_taken_again(store, queued):
+    """A claim whose commit landed after its caller gave up leaves the job
+    RUNNING under this live instance, which does not run it: the redelivery
+    takes it again (a new token) instead of skipping it for as long as we live."""
+    name = queued(steps=1, stepSeconds=0)
+    orphan = claim_as(store, name, owner="me")
+    assert OperationWorker(store, SETTINGS, owner="me").run(name) == "succeeded"
+    record = store.get(name)
+    assert record["attempt"] == 2 and record["response"] == {"steps": 1}
+    assert not store.finish(name, orphan.lease, lambda r: model.failed_changes(
+        2, "late", now=model.utcnow(), retention=timedelta(days=1))), "the orphan is fenced"
+
+
+def test_a_second_delivery_to_the_process_running_it_does_no_work(store, queued):
+    name = queued(steps=1, stepSeconds=1.0)
+    worker = OperationWorker(store, SETTINGS, owner="me")
+    first = []
+    runner = threading.Thread(target=lambda: first.append(worker.run(name)))
+    runner.start()
+    wait_for(lambda: worker.instance.running() == 1)
+    assert worker.run(name) == "skipped"
+    runner.join()
+    assert first == ["succeeded"] and store.get(name)["attempt"] == 1
