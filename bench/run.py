@@ -47,7 +47,7 @@ class Plan:
     list_repeats: int = 15
     floor_samples: int = 300
     floor_warmup: int = 30
-    cold_rounds: int = 3
+    cold_rounds: int = 5
     queue_trials: int = 40
     scale_jobs: int = 1000
     ack_jobs: int = 100

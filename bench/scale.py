@@ -362,9 +362,10 @@ def writes_per_job_hour(stack: BenchStack, jobs: int, window: float,
     for thread in threads:
         thread.start()
     try:
+        # Every claim counted, every handler in its step: only waiting from here.
         _wait_for(f"{jobs} running jobs in process",
-                  lambda: _count(stack, parent, state=model.State.RUNNING.value) >= jobs, 120)
-        time.sleep(1.0)
+                  lambda: worker.instance.running() >= jobs, 120)
+        time.sleep(2.0)
         progress(f"writes per job-hour: {jobs} waiting jobs, {window:.0f} s window")
         reads, writes = store.counter.reads, store.counter.writes
         started = time.monotonic()
