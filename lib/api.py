@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import flask
 from google.api_core import exceptions
 
-from lib import errors, logs, telemetry
+from lib import errors, logs, sysparams, telemetry
 from lib.auth import Principal, TokenVerifier, bearer_token, require_scope
 from lib.config import Settings
 from lib.policy import Policy, check_permission
@@ -30,8 +30,8 @@ from lib.service import OperationsService
 log = logging.getLogger("operations.api")
 
 REALM = "operations"
-# Query parameters any method takes (Google's system parameters), and List's own.
-_SYSTEM_PARAMS = frozenset({"$alt", "alt", "$.xgafv", "prettyPrint"})
+# List's own query parameters; every method also takes Google's system
+# parameters (lib.sysparams).
 _LIST_PARAMS = frozenset({"filter", "pageSize", "pageToken", "returnPartialSuccess"})
 
 
@@ -51,14 +51,15 @@ class OperationsApi:
         with (logs.context(**logs.trace_fields(request.headers, self._settings.project)),
               telemetry.server_span(request.method, request.headers) as span):
             matched: list[RouteMatch] = []
+            system: list[sysparams.SystemParameters] = []
             try:
-                status, body = self._dispatch(request, matched)
-                response = _json_response(status, body)
+                status, body = self._dispatch(request, matched, system)
+                response = _json_response(status, body, system)
             except exceptions.GoogleAPICallError as exc:
-                response = self._error_response(exc, matched[0] if matched else None)
+                response = self._error_response(exc, matched[0] if matched else None, system)
             except Exception:
                 log.exception("unhandled error")
-                response = self._error_response(errors.internal_error(), None)
+                response = self._error_response(errors.internal_error(), None, system)
             span.finish(response.status_code, matched[0].route.template if matched else None)
             log.info(
                 "request",
@@ -71,7 +72,8 @@ class OperationsApi:
             )
             return response
 
-    def _dispatch(self, request: flask.Request, matched: list[RouteMatch]) -> tuple[int, Any]:
+    def _dispatch(self, request: flask.Request, matched: list[RouteMatch],
+                  system: list[sysparams.SystemParameters]) -> tuple[int, Any]:
         match = self._routes.match(request.method, _raw_path(request))
         matched.append(match)
         route, name = match.route, match.name
@@ -86,7 +88,12 @@ class OperationsApi:
         principal = self._authenticate(request)
         require_scope(principal, route.scopes)
         check_permission(self._policy, principal, route.permission, name)
-        query = _query_params(request, route.action)
+        params, query = sysparams.parse(
+            request.args.lists(), request.headers,
+            _LIST_PARAMS if route.action == "list" else frozenset())
+        system.append(params)
+        logs.bind(**params.log_fields)  # the reason, on a cancel, is also the cancel's
+        reason = params.reason
         body = self._read_json(request)
         service = self._service()
         if route.action == "get":
@@ -95,10 +102,12 @@ class OperationsApi:
             return 200, service.get_operation(name)
         if route.action == "cancel":
             _check_cancel_body(body, name)
-            service.cancel_operation(name, principal.id)
+            service.cancel_operation(name, principal.id, reason)
             return 200, {}
         if route.action == "create_job":
-            return 200, service.create_job(name, body or {}, principal.id)
+            return 200, service.create_job(name, body or {}, principal.id,
+                                           operation_template=match.operation_template(),
+                                           target_template=match.target_template())
         if route.action == "list":
             if body:
                 raise errors.invalid_argument("ListOperations takes no request body.")
@@ -152,13 +161,13 @@ class OperationsApi:
                                           "MALFORMED_JSON")
         return body
 
-    def _error_response(self, exc: exceptions.GoogleAPICallError,
-                        match: RouteMatch | None) -> flask.Response:
+    def _error_response(self, exc: exceptions.GoogleAPICallError, match: RouteMatch | None,
+                        system: list[sysparams.SystemParameters]) -> flask.Response:
         status = errors.http_status(exc)
         if status >= 500:
             log.error("request failed", extra={"json_fields": {"status": errors.status_name(exc),
                                                                 "reason": exc.reason}})
-        response = _json_response(status, errors.error_body(exc))
+        response = _json_response(status, errors.error_body(exc), system)
         if isinstance(exc, exceptions.Unauthenticated):
             challenge = f'Bearer realm="{REALM}"'
             if exc.reason != errors.CREDENTIALS_MISSING:
@@ -189,22 +198,6 @@ def _raw_path(request: flask.Request) -> str:
     return str(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
 
 
-def _query_params(request: flask.Request, action: str) -> dict[str, str]:
-    """The query parameters, each at most once; unknown ones are a 400, as
-    Google's APIs answer "Cannot bind query parameter"."""
-    allowed = _SYSTEM_PARAMS | (_LIST_PARAMS if action == "list" else frozenset())
-    params: dict[str, str] = {}
-    for key, values in request.args.lists():
-        if key not in allowed:
-            raise errors.invalid_argument(f"Unknown query parameter {key[:64]!r}.",
-                                          "UNKNOWN_QUERY_PARAMETER")
-        if len(values) > 1:
-            raise errors.invalid_argument(f"Query parameter {key!r} is given more than once.",
-                                          "REPEATED_QUERY_PARAMETER")
-        params[key] = values[0]
-    return params
-
-
 def _is_json(mimetype: str) -> bool:
     """``application/json`` or a structured ``application/*+json`` type."""
     mimetype = mimetype.lower()
@@ -232,6 +225,10 @@ def _reject_constant(value: str) -> Any:
     raise ValueError(f"{value} is not JSON")
 
 
-def _json_response(status: int, body: Any) -> flask.Response:
-    return flask.Response(json.dumps(body, separators=(",", ":")), status=status,
+def _json_response(status: int, body: Any,
+                   system: list[sysparams.SystemParameters]) -> flask.Response:
+    """The JSON answer, shaped by the request's ``fields`` and ``prettyPrint``
+    (compact, and whole, when the system parameters were not read)."""
+    params = system[0] if system else sysparams.SystemParameters()
+    return flask.Response(params.render(status, body), status=status,
                           mimetype="application/json")

@@ -5,7 +5,8 @@
     python -m lib.cli cancel NAME
     python -m lib.cli delete NAME
     python -m lib.cli wait NAME [--timeout SECONDS]
-    python -m lib.cli create PARENT --kind K [--param KEY=VALUE]...
+    python -m lib.cli create PARENT --kind K [--param KEY=VALUE]... [--request-id UUID]
+                                [--operation-timeout DURATION]
 
 Options, before or after the command: ``--endpoint`` (else ``OPERATIONS_ENDPOINT``,
 else http://127.0.0.1:8080), ``--token`` (else ``OPERATIONS_TOKEN``; on a
@@ -57,14 +58,27 @@ class UsageError(Exception):
 
 
 def http_rules(surface: str) -> dict[str, list[dict[str, str]]]:
-    """The surface's HTTP rules per action, in api-core's ``http_options`` form."""
+    """The surface's HTTP rules per action, in api-core's ``http_options`` form.
+
+    A create path without a variable (``POST /v1/jobs``, parent ``operations``)
+    is no transcoding rule: ``literal_parents`` maps its parent to its path.
+    """
     rules: dict[str, list[dict[str, str]]] = {}
     for route in DEFAULT_SURFACES[surface]["routes"]:
+        if route.get("parent"):
+            continue
         rule = {"method": route["method"].lower(), "uri": route["template"]}
         if rule["method"] == "post":
             rule["body"] = "*"
         rules.setdefault(route["action"], []).append(rule)
     return rules
+
+
+def literal_parents(surface: str) -> dict[str, str]:
+    """Parent -> path of the surface's create routes that name their parent
+    literally (``{"operations": "/v1/jobs"}`` on v1)."""
+    return {route["parent"]: route["template"] for route in DEFAULT_SURFACES[surface]["routes"]
+            if route["action"] == "create_job" and route.get("parent")}
 
 
 class OperationsCli:
@@ -74,6 +88,7 @@ class OperationsCli:
         self._endpoint = endpoint
         self._surface = surface
         self._rules = http_rules(surface)
+        self._literal_parents = literal_parents(surface)
         credentials = google.oauth2.credentials.Credentials(token)
         transport = operations_v1.OperationsRestTransport(
             host=endpoint,  # with its scheme: the transport ignores url_scheme
@@ -101,9 +116,13 @@ class OperationsCli:
     def post(self, action: str, fields: dict[str, Any],
              http_timeout: float) -> operations_pb2.Operation:
         """POSTs ``fields`` (path variable and body) to ``action``'s path."""
-        request = self.request(action, **fields)
-        response = self._session.post(self._endpoint + request["uri"],
-                                      json=request.get("body") or {}, timeout=http_timeout)
+        if action == "create_job" and fields.get("parent") in self._literal_parents:
+            uri = self._literal_parents[fields["parent"]]
+            body = {key: value for key, value in fields.items() if key != "parent"}
+        else:
+            request = self.request(action, **fields)
+            uri, body = request["uri"], request.get("body") or {}
+        response = self._session.post(self._endpoint + uri, json=body, timeout=http_timeout)
         if response.status_code >= 400:
             raise exceptions.from_http_response(response)
         return json_format.Parse(response.content, operations_pb2.Operation())
@@ -182,6 +201,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_OK
     if args.command == "create":
         job = {"parent": args.parent, "kind": args.kind, "params": dict(args.param)}
+        if args.request_id:
+            job["requestId"] = args.request_id
+        if args.operation_timeout:
+            job["timeout"] = args.operation_timeout
         created = cli.post("create_job", job, http_timeout=30)
         print(json_format.MessageToJson(created), file=out)
         return EXIT_OK
@@ -251,10 +274,15 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--filter", help='AIP-160, e.g. "done = true"')
     listing.add_argument("--page-size", type=int, help="operations per request")
     create = commands.add_parser("create", parents=[common(False)], help="start a job")
-    create.add_argument("parent", help="projects/P/locations/L")
+    create.add_argument("parent", help="operations or projects/P/locations/L (v1); "
+                                       "projects/P or projects/P/locations/L (v3beta1)")
     create.add_argument("--kind", required=True, help="e.g. demo.countdown")
     create.add_argument("--param", type=parse_param, action="append", default=[],
                         metavar="KEY=VALUE", help="a job param (repeatable)")
+    create.add_argument("--request-id", metavar="UUID",
+                        help="AIP-155: repeating it returns the operation it first made")
+    create.add_argument("--operation-timeout", metavar="DURATION",
+                        help='the operation\'s deadline from now, e.g. "3600s"')
     return main
 
 

@@ -26,6 +26,9 @@ Environment variables (all optional):
     TRUST_FORWARDED_AUTHORIZATION   "true" to accept X-Forwarded-Authorization
     MAX_REQUEST_BYTES               request body limit (default 65536)
     WAIT_MAX_SECONDS                longest ``:wait`` (default 60)
+    MAX_OPERATION_TIMEOUT           longest ``timeout`` a create may give an
+                                    operation: a Duration such as ``604800s``
+                                    or plain seconds (default 7 days)
     FIRESTORE_DEADLINE_SECONDS      deadline of each Firestore call, retries of
                                     transient failures included (default 10)
     LEASE_SECONDS                   worker lease length (default 60)
@@ -105,6 +108,7 @@ class Settings:
     trust_forwarded_authorization: bool = False
     max_request_bytes: int = 64 * 1024
     wait_max_seconds: float = 60.0
+    max_operation_timeout_seconds: float = 7 * 86400.0
     firestore_deadline_seconds: float = 10.0
     lease_seconds: float = 60.0
     heartbeat_seconds: float = 5.0
@@ -146,6 +150,8 @@ class Settings:
             trust_forwarded_authorization=_bool(env, "TRUST_FORWARDED_AUTHORIZATION"),
             max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 64 * 1024, 1024, 32 * 1024 * 1024),
             wait_max_seconds=_float(env, "WAIT_MAX_SECONDS", 60.0, 0, 3600),
+            max_operation_timeout_seconds=_seconds(env, "MAX_OPERATION_TIMEOUT", 7 * 86400.0,
+                                                   1, 366 * 86400),
             firestore_deadline_seconds=_float(env, "FIRESTORE_DEADLINE_SECONDS", 10.0, 0.5, 300),
             lease_seconds=_float(env, "LEASE_SECONDS", 60.0, 1, 3600),
             heartbeat_seconds=_float(env, "HEARTBEAT_SECONDS", 5.0, 0.05, 600),
@@ -190,6 +196,13 @@ def _float(env: Mapping[str, str], key: str, default: float, low: float, high: f
     if not low <= value <= high:
         raise ConfigError(f"{key} must be between {low} and {high}, got {value}")
     return value
+
+
+def _seconds(env: Mapping[str, str], key: str, default: float, low: float,
+             high: float) -> float:
+    """A duration: plain seconds, or a Duration string with its ``s`` suffix."""
+    raw = env.get(key, "").strip()
+    return _float({key: raw[:-1] if raw.endswith("s") else raw}, key, default, low, high)
 
 
 def _bool(env: Mapping[str, str], key: str, default: bool = False) -> bool:

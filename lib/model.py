@@ -243,8 +243,8 @@ def to_operation(record: Mapping[str, Any]) -> operations_pb2.Operation:
         if record.get(key) is not None:
             metadata[key] = _timestamp(record[key])
     for key in ("cancelRequestedBy", "cancelReason"):
-        if record.get("cancelRequested") and record.get(key) is not None:
-            metadata[key] = str(record[key])
+        if record.get("cancelRequested") and record.get(key):
+            metadata[key] = str(record[key])  # an empty reason is no reason: left out
     operation = operations_pb2.Operation(name=record["name"], done=bool(record.get("done")))
     operation.metadata.Pack(metadata)
     if operation.done:

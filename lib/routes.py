@@ -4,6 +4,13 @@ A surface is a version prefix with the OAuth scopes it accepts and the
 templates of each method. The built-in table serves ``v1`` and ``v3beta1``;
 ``OPERATIONS_SURFACES_FILE`` may replace it with a JSON file of the same shape,
 so a team adds a surface by configuration.
+
+A ``create_job`` route also declares where its operations go: ``operations``
+is the name template of each new operation, over ``{parent}`` (the name the
+path binds) and ``{id}`` (a fresh random id). A create path without a
+variable names its parent literally (``"parent": "operations"``). The parent
+is what the policy checks and what List on that parent returns. At load, each
+create route must name operations that a Get route of its surface serves.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ _GET_V3 = [
 
 
 def _methods(get_paths: list[str], list_paths: list[str]) -> list[dict[str, str]]:
+    """Get, Delete, Cancel and Wait on each Get path; List on each List path."""
     routes = []
     for path in get_paths:
         routes += [
@@ -54,27 +62,37 @@ def _methods(get_paths: list[str], list_paths: list[str]) -> list[dict[str, str]
     return routes
 
 
+def _create(template: str, operations: str, parent: str | None = None) -> dict[str, str]:
+    """The example host method ``jobs.create`` on ``template``."""
+    route = {"method": "POST", "template": template, "action": "create_job",
+             "operations": operations}
+    return {**route, "parent": parent} if parent else route
+
+
 DEFAULT_SURFACES: dict[str, Any] = {
     "v1": {
         "scopes": [CLOUD_PLATFORM],
         "routes": [
             *_methods(_GET_V1, ["/v1/{name=operations}",
                                 "/v1/{name=projects/*/locations/*}/operations"]),
-            {"method": "POST", "template": "/v1/{parent=projects/*/locations/*}/jobs",
-             "action": "create_job"},
+            # Access Context Manager's shape: operations/{id}, listed by GET /v1/operations.
+            _create("/v1/jobs", "operations/{id}", parent="operations"),
+            _create("/v1/{parent=projects/*/locations/*}/jobs", "{parent}/operations/{id}"),
         ],
     },
     "v3beta1": {
         "scopes": [CLOUD_PLATFORM, DIALOGFLOW],
-        "routes": _methods(
-            _GET_V3,
-            [
-                "/v3beta1/{name=projects/*}/operations",
-                "/v3beta1/{name=projects/*/locations/*}/operations",
-            ],
-        ),
+        "routes": [
+            *_methods(_GET_V3, ["/v3beta1/{name=projects/*}/operations",
+                                "/v3beta1/{name=projects/*/locations/*}/operations"]),
+            # Dialogflow CX's shapes: projects/P/operations/{id} and the location one.
+            _create("/v3beta1/{parent=projects/*}/jobs", "{parent}/operations/{id}"),
+            _create("/v3beta1/{parent=projects/*/locations/*}/jobs", "{parent}/operations/{id}"),
+        ],
     },
 }
+_ROUTE_KEYS = frozenset({"method", "template", "action", "operations", "parent"})
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 @dataclass(frozen=True)
@@ -85,7 +103,9 @@ class Route:
     action: str
     scopes: tuple[str, ...]
     pattern: re.Pattern[str]
-    variable: str
+    variable: str | None  # None: a create path without a variable (see ``parent``)
+    parent: str | None = None  # the literal parent of a create path without a variable
+    operations: str | None = None  # a create route's operation name template
 
     @property
     def permission(self) -> str:
@@ -97,16 +117,31 @@ class RouteMatch:
     route: Route
     name: str  # the decoded, checked resource name bound to the template variable
 
+    def operation_template(self) -> str:
+        """A create route's operation name, with ``{id}`` still to fill in."""
+        return str(self.route.operations).replace("{parent}", self.name)
 
-def compile_template(template: str) -> tuple[re.Pattern[str], str]:
+    def target_template(self) -> str:
+        """The job a create route makes (its path after the version), with ``{id}``:
+        ``projects/P/locations/L/jobs/{id}``, or ``jobs/{id}`` for ``POST /v1/jobs``."""
+        path = _fill(self.route.template, self.name)
+        return path.lstrip("/").partition("/")[2] + "/{id}"
+
+
+_TEMPLATE = re.compile(r"(?P<pre>[^{}]*)\{(?P<var>\w+)(?:=(?P<pat>[^}]+))?\}(?P<post>[^{}]*)")
+
+
+def compile_template(template: str, literal: bool = False) -> tuple[re.Pattern[str], str | None]:
     """Compiles an AIP-127 template to a regex over the raw (encoded) path.
 
     ``*`` is one segment, ``**`` one or more; a custom method follows ``:``.
     Segments may be empty here so that a name with an empty segment reaches
-    ``check_name`` and gets a 400 rather than an unexplained 404.
+    ``check_name`` and gets a 400 rather than an unexplained 404. With
+    ``literal``, a template without a variable is a fixed path (variable None).
     """
-    match = re.fullmatch(r"(?P<pre>[^{}]*)\{(?P<var>\w+)(?:=(?P<pat>[^}]+))?\}(?P<post>[^{}]*)",
-                         template)
+    if literal and re.fullmatch(r"/[A-Za-z0-9._~/-]+", template):
+        return re.compile(re.escape(template)), None
+    match = _TEMPLATE.fullmatch(template)
     if not match:
         raise ConfigError(f"route template {template!r} must hold exactly one {{variable}}")
     parts = []
@@ -131,18 +166,21 @@ class RouteTable:
 
     @classmethod
     def from_surfaces(cls, surfaces: Mapping[str, Any]) -> RouteTable:
+        """The table of ``surfaces``; ConfigError naming the first problem."""
+        if not isinstance(surfaces, Mapping):
+            raise ConfigError("the route table must be a JSON object: surface -> spec")
         routes = []
         for surface, spec in surfaces.items():
+            if not isinstance(spec, Mapping):
+                raise ConfigError(f"surface {surface!r} must be an object")
             scopes = tuple(spec.get("scopes") or ())
             if not scopes:
                 raise ConfigError(f"surface {surface!r} accepts no scopes")
-            for entry in spec.get("routes", ()):
-                if entry.get("action") not in PERMISSIONS:
-                    raise ConfigError(
-                        f"surface {surface!r}: unknown action {entry.get('action')!r}")
-                pattern, variable = compile_template(entry["template"])
-                routes.append(Route(surface, entry["method"].upper(), entry["template"],
-                                    entry["action"], scopes, pattern, variable))
+            surface_routes = [_route(surface, scopes, entry) for entry in spec.get("routes", ())]
+            for route in surface_routes:
+                if route.action == "create_job":
+                    _check_operations_served(route, surface_routes)
+            routes += surface_routes
         return cls(routes)
 
     @classmethod
@@ -171,12 +209,80 @@ class RouteTable:
             if route.method != method:
                 allowed.append(route.method)
                 continue
+            if route.variable is None:
+                return RouteMatch(route, str(route.parent))
             return RouteMatch(route, _decode_name(found["name"]))
         if allowed:
             raise errors.error(exceptions.MethodNotAllowed,
                                f"Method {method} is not supported on this path.",
                                allowed=", ".join(sorted(set(allowed))))
         raise errors.error(exceptions.NotFound, "No such path.", "PATH_NOT_FOUND")
+
+
+def _route(surface: str, scopes: tuple[str, ...], entry: Any) -> Route:
+    """One route entry, checked and compiled."""
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("template"), str) \
+            or not isinstance(entry.get("method"), str):
+        raise ConfigError(f"surface {surface!r}: each route needs a method and a template")
+    where = f"surface {surface!r}, route {entry['template']!r}"
+    unknown = sorted(set(entry) - _ROUTE_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
+    action = entry.get("action")
+    if action not in PERMISSIONS:
+        raise ConfigError(f"{where}: unknown action {action!r}")
+    creates = action == "create_job"
+    operations, parent = entry.get("operations"), entry.get("parent")
+    if not creates and (operations is not None or parent is not None):
+        raise ConfigError(f"{where}: only a create_job route names operations or a parent")
+    pattern, variable = compile_template(entry["template"], literal=creates)
+    if creates:
+        if not isinstance(operations, str):
+            raise ConfigError(f"{where}: a create_job route needs \"operations\", the name "
+                              "template of its operations (e.g. \"{parent}/operations/{id}\")")
+        if (variable is None) != (parent is not None):
+            raise ConfigError(f"{where}: a create path names its parent either by a "
+                              "variable or by \"parent\", exactly one of the two")
+        if parent is not None:
+            try:
+                check_name(str(parent))
+            except InvalidName as exc:
+                raise ConfigError(f"{where}: parent {parent!r}: {exc}") from None
+        fields = _PLACEHOLDER.findall(operations)
+        if sorted(fields) not in (["id"], ["id", "parent"]):
+            raise ConfigError(f"{where}: operations {operations!r} must hold {{id}} once and "
+                              "may hold {parent} once, nothing else in braces")
+    return Route(surface, entry["method"].upper(), entry["template"], action, scopes,
+                 pattern, variable, parent, operations)
+
+
+def _check_operations_served(create: Route, routes: list[Route]) -> None:
+    """A create route's operations must be names that a Get route of the same
+    surface serves: else every operation it made would answer 404."""
+    parent = create.parent if create.variable is None else _sample(create.template)
+    name = str(create.operations).replace("{parent}", str(parent)).replace("{id}", "id0")
+    for route in routes:
+        if route.action != "get":
+            continue
+        if route.pattern.fullmatch(_fill(route.template, name)):
+            return
+    raise ConfigError(f"surface {create.surface!r}, route {create.template!r}: its operations "
+                      f"(e.g. {name!r}) match no Get route of the surface")
+
+
+def _sample(template: str) -> str:
+    """A name the template's variable matches (``*`` -> one segment)."""
+    match = _TEMPLATE.fullmatch(template)
+    if match is None:
+        return ""
+    segments = (match["pat"] or "*").split("/")
+    return "/".join("s0" if segment in ("*", "**") else segment for segment in segments)
+
+
+def _fill(template: str, name: str) -> str:
+    """The path of ``template`` with ``name`` bound to its variable."""
+    match = _TEMPLATE.fullmatch(template)
+    return template if match is None else match["pre"] + name + match["post"]
 
 
 def _decode_name(raw: str) -> str:

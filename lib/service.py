@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -20,12 +21,15 @@ from google.protobuf import duration_pb2
 
 from lib import errors, listing, model, pagination, telemetry
 from lib.config import Settings
-from lib.kinds import get_kind
+from lib.kinds import get_kind, is_cancellable
 from lib.model import utcnow
 from lib.publisher import JobPublisher
-from lib.store import CancelResult, DeleteResult, OperationStore
+from lib.store import CancelResult, DeleteResult, OperationStore, request_key
 
 log = logging.getLogger("operations.service")
+# AIP-155: a request id is a UUID, in its canonical 8-4-4-4-12 hex form.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+REQUEST_ID_TTL = timedelta(hours=24)
 
 
 def page_token_key(settings: Settings) -> bytes:
@@ -62,13 +66,17 @@ class OperationsService:
 
     def __init__(self, store: OperationStore, publisher: JobPublisher, settings: Settings,
                  clock: Callable[[], datetime] = utcnow,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 cancellable: Callable[[str], bool] = is_cancellable) -> None:
         self._store = store
+        self._cancellable = cancellable
         self._publisher = publisher
         self._clock = clock
         self._new_id = new_id
         self._retention = timedelta(days=settings.retention_days)
         self._wait_max = settings.wait_max_seconds
+        self._scan_limit = settings.list_scan_limit
+        self._max_timeout = settings.max_operation_timeout_seconds
         self._token_key = page_token_key(settings)
 
     def get_operation(self, name: str) -> dict[str, Any]:
@@ -81,49 +89,90 @@ class OperationsService:
             raise not_found(name)
         return record
 
-    def cancel_operation(self, name: str, principal: str) -> None:
-        """docs/architecture.md "Cancel": one transaction; a repeat writes nothing."""
+    def cancel_operation(self, name: str, principal: str, reason: str = "") -> None:
+        """Cancel semantics (README "The API"): one transaction that records who
+        asked, why and when; a repeat writes nothing."""
         self._link_to_creation(name)
         result = self._store.cancel(name, principal=principal, now=self._clock(),
-                                    retention=self._retention)
+                                    retention=self._retention, reason=reason,
+                                    cancellable=self._cancellable)
         if result is CancelResult.NOT_FOUND:
             raise not_found(name)
         if result is CancelResult.CHANGED:
             telemetry.cancel_event("requested", requested_by=principal)
             telemetry.record_cancel_requested()
+        if result is CancelResult.NOT_CANCELLABLE:
+            # google.longrunning: "If the server doesn't support this method,
+            # it returns google.rpc.Code.UNIMPLEMENTED."
+            log.info("cancel refused: kind not cancellable",
+                     extra={"json_fields": {"operation": name, "requestedBy": principal,
+                                            "reason": reason}})
+            raise errors.error(exceptions.MethodNotImplemented,
+                               f"Operation {name} cannot be cancelled: its kind runs to "
+                               "the end once started.", "CANCEL_NOT_SUPPORTED", name=name)
+        # The audit line of the cancel: who asked and why, whatever it changed.
         log.info("cancel requested" if result is CancelResult.CHANGED else "cancel: no change",
-                 extra={"json_fields": {"operation": name}})
+                 extra={"json_fields": {"operation": name, "requestedBy": principal,
+                                        "reason": reason}})
 
-    def create_job(self, parent: str, body: Mapping[str, Any], principal: str) -> dict[str, Any]:
+    def create_job(self, parent: str, body: Mapping[str, Any], principal: str, *,
+                   operation_template: str | None = None,
+                   target_template: str | None = None) -> dict[str, Any]:
         """Writes the QUEUED operation, then tells the worker.
+
+        Args:
+            parent: where the operation lives (policy and List see this).
+            body: ``{"kind", "params", "requestId"?, "timeout"?}``. A
+                ``requestId`` seen from ``principal`` on ``parent`` within
+                24 h returns the operation it made, and starts nothing.
+            principal: who asks.
+            operation_template: the new operation's name, ``{id}`` to fill in
+                (default ``{parent}/operations/{id}``).
+            target_template: the job's resource name, ``{id}`` to fill in.
 
         If the publish fails, the operation is deleted again and the caller
         gets 503: no orphan is left behind. Unless a worker already claimed it
         (the message got through after all): then it exists and runs, and the
         caller gets it. See ``_after_failed_publish``.
         """
-        unknown = sorted(set(body) - {"kind", "params"})
+        unknown = sorted(set(body) - {"kind", "params", "requestId", "timeout"})
         if unknown:
             raise errors.invalid_argument(f"Unknown field {unknown[0]!r} in the job.",
                                           "INVALID_JOB")
         kind = get_kind(body.get("kind"))
         params = kind.validate(body.get("params"))
+        timeout = self._operation_timeout(body.get("timeout"))
+        request_id = _request_id(body.get("requestId"))
         job_id = self._new_id()
+        name = (operation_template or f"{parent}/operations/{{id}}").replace("{id}", job_id)
         try:
-            model.check_name(f"{parent}/operations/{job_id}")
+            model.check_name(name)
         except model.InvalidName:
             raise errors.invalid_argument(
                 f"The parent is too long: an operation name may hold at most "
                 f"{model.MAX_NAME_LENGTH} characters.", "INVALID_NAME") from None
+        now = self._clock()
         record = model.new_job(
-            name=f"{parent}/operations/{job_id}", parent=parent,
-            target=f"{parent}/jobs/{job_id}", kind=kind.name, params=params,
-            created_by=principal, now=self._clock(),
+            name=name, parent=parent,
+            target=(target_template or f"{parent}/jobs/{{id}}").replace("{id}", job_id),
+            kind=kind.name, params=params, created_by=principal, now=now,
         )
         trace_context = telemetry.current_traceparent()
         if trace_context:
             record["traceContext"] = trace_context  # later requests link to this trace
-        self._store.create(record)
+        if timeout is not None:
+            record["deadline"] = now + timeout
+        if request_id is None:
+            self._store.create(record)
+        else:
+            record, created = self._store.create_once(
+                record, request_key=request_key(principal, parent, request_id), now=now,
+                ttl=REQUEST_ID_TTL)
+            if not created:
+                log.info("job create repeated: the request id's operation is returned",
+                         extra={"json_fields": {"operation": record["name"],
+                                                "requestId": request_id}})
+                return render(record)
         try:
             self._publisher.publish(record["name"])
         except exceptions.GoogleAPICallError as failure:
@@ -183,16 +232,17 @@ class OperationsService:
             after = (cursor["createTime"], cursor["id"])
         page = self._store.list_page(
             parent, matches=selection.matches, equalities=selection.equalities(),
-            bounds=selection.create_time_bounds(), size=size, after=after, now=self._clock())
+            bounds=selection.create_time_bounds(), size=size, after=after, now=self._clock(),
+            scan_limit=self._scan_limit)
         # The proto3 JSON of a ListOperationsResponse, one operation at a time,
         # so that one unreadable record does not fail the page.
         response: dict[str, Any] = {}
         if page.records:
             response["operations"] = [render(record) for record in page.records]
-        if page.has_more:
-            last = page.records[-1]
+        if page.next_after is not None:
+            created, document = page.next_after
             response["nextPageToken"] = pagination.encode_page_token(
-                {"createTime": last["createTime"], "id": model.document_id(last["name"])},
+                {"createTime": created, "id": document},
                 parent=parent, filter_text=filter_text, key=self._token_key)
         return response
 
@@ -244,17 +294,46 @@ class OperationsService:
                 "INVALID_WAIT_BODY")
         if body.get("timeout") is None:
             return self._wait_max
-        timeout = body["timeout"]
-        duration = duration_pb2.Duration()
-        try:
-            if not isinstance(timeout, str):
-                raise ValueError("not a string")
-            duration.FromJsonString(timeout)
-        except ValueError:
-            raise errors.invalid_argument(
-                'timeout must be a Duration string such as "10s" or "2.5s".',
-                "INVALID_DURATION") from None
-        seconds = duration.ToTimedelta().total_seconds()
+        seconds = _duration(body["timeout"]).total_seconds()
         if seconds < 0:
             raise errors.invalid_argument("timeout may not be negative.", "INVALID_DURATION")
         return min(seconds, self._wait_max)  # longer waits are capped, not refused
+
+    def _operation_timeout(self, value: Any) -> timedelta | None:
+        """A create's ``timeout``: positive, at most MAX_OPERATION_TIMEOUT (refused,
+        not capped: the caller asked for a deadline it would not get)."""
+        if value is None:
+            return None
+        timeout = _duration(value)
+        if timeout <= timedelta(0):
+            raise errors.invalid_argument("timeout must be positive.", "INVALID_DURATION")
+        if timeout.total_seconds() > self._max_timeout:
+            raise errors.invalid_argument(
+                f"timeout may be at most {self._max_timeout:g}s (MAX_OPERATION_TIMEOUT).",
+                "INVALID_DURATION", limit=f"{self._max_timeout:g}s")
+        return timeout
+
+
+def _request_id(value: Any) -> str | None:
+    """A create's ``requestId``: a UUID (AIP-155), lowercased; None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
+        raise errors.invalid_argument(
+            "requestId must be a UUID such as 5f1b4c9e-9b7a-4d8e-8f51-3c2a0c1d7e42.",
+            "INVALID_REQUEST_ID")
+    return value.lower()
+
+
+def _duration(value: Any) -> timedelta:
+    """A ``google.protobuf.Duration`` JSON string; InvalidArgument otherwise."""
+    duration = duration_pb2.Duration()
+    try:
+        if not isinstance(value, str):
+            raise ValueError("not a string")
+        duration.FromJsonString(value)
+    except ValueError:
+        raise errors.invalid_argument(
+            'timeout must be a Duration string such as "10s" or "2.5s".',
+            "INVALID_DURATION") from None
+    return duration.ToTimedelta()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import hashlib
+import json
 import logging
 import random
 import threading
@@ -35,6 +37,15 @@ log = logging.getLogger("operations.store")
 log = logging.getLogger("operations.store")
 
 _ABORT_RETRIES = 6
+# The collection of create request ids (AIP-155), next to the operations one.
+REQUESTS_SUFFIX = "-requests"
+
+
+def request_key(principal: str, parent: str, request_id: str) -> str:
+    """The document id of a create's ``requestId``: scoped to who asked and
+    where, so another caller's identical id is another key."""
+    scoped = json.dumps([principal, parent, request_id], separators=(",", ":"))
+    return hashlib.sha256(scoped.encode()).hexdigest()
 
 
 def continuation_changes(now: datetime) -> dict[str, Any]:
@@ -54,6 +65,7 @@ class CancelResult(enum.Enum):
     NOT_FOUND = "not_found"
     CHANGED = "changed"
     UNCHANGED = "unchanged"
+    NOT_CANCELLABLE = "not_cancellable"  # not done, and its kind may not be cancelled
 
 
 class LeaseLost(Exception):
@@ -70,8 +82,16 @@ class LeaseLost(Exception):
 
 @dataclass(frozen=True)
 class Page:
+    """One page of a list: the records, and where the next page starts (the
+    last record returned, or the last document read when the scan limit
+    stopped a filtered scan first: AIP-158 allows a short page); None at the end."""
+
     records: list[dict[str, Any]]
-    has_more: bool
+    next_after: tuple[datetime, str] | None = None
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_after is not None
 
 
 @dataclass(frozen=True)
@@ -112,8 +132,11 @@ class OperationStore(Protocol):
     def get(self, name: str) -> dict[str, Any] | None: ...
     def create(self, record: Mapping[str, Any]) -> None: ...
     def discard_unstarted(self, name: str) -> dict[str, Any] | None: ...
+    def create_once(self, record: Mapping[str, Any], *, request_key: str, now: datetime,
+                    ttl: timedelta) -> tuple[dict[str, Any], bool]: ...
     def cancel(self, name: str, *, principal: str, now: datetime,
-               retention: timedelta, reason: str = "") -> CancelResult: ...
+               retention: timedelta, reason: str = "",
+               cancellable: Callable[[str], bool] | None = None) -> CancelResult: ...
     def claim(self, name: str, *, owner: str, now: datetime,
               retention: timedelta) -> Claim | None: ...
     def renew_instance(self, owner: str, *, now: datetime, lease_seconds: float) -> None: ...
@@ -125,7 +148,8 @@ class OperationStore(Protocol):
     def delete(self, name: str, *, now: datetime) -> DeleteResult: ...
     def list_page(self, parent: str, *, matches: Callable[[Mapping[str, Any]], bool],
                   equalities: Mapping[str, Any], bounds: list[tuple[str, datetime]],
-                  size: int, after: tuple[datetime, str] | None, now: datetime) -> Page: ...
+                  size: int, after: tuple[datetime, str] | None, now: datetime,
+                  scan_limit: int = 1000) -> Page: ...
     def stale_running(self, now: datetime, limit: int) -> list[dict[str, Any]]: ...
     def stale_queued(self, updated_before: datetime, limit: int) -> list[dict[str, Any]]: ...
     def overdue_queued(self, now: datetime, limit: int) -> list[dict[str, Any]]: ...
@@ -195,6 +219,7 @@ class FirestoreOperationStore:
         self._instances = client.collection(f"{collection}-instances")
         # Lifecycle events waiting to be published (lib/events.py).
         self._outbox = client.collection(collection + lifecycle.OUTBOX_SUFFIX)
+        self._requests = client.collection(collection + REQUESTS_SUFFIX)
         self.counter = AccessCounter()
 
     def _ref(self, name: str) -> firestore.DocumentReference:
@@ -213,6 +238,18 @@ class FirestoreOperationStore:
             self._ref(record["name"]).create(dict(record))
         self.counter.add(writes=1)
 
+    def create_once(self, record: Mapping[str, Any], *, request_key: str, now: datetime,
+                    ttl: timedelta) -> tuple[dict[str, Any], bool]:
+        """Creates ``record`` unless ``request_key`` already made an operation
+        that is still there: then returns that one. (record, created).
+
+        One transaction writes the key (kept ``ttl``, for a TTL policy on its
+        ``expireTime``) and the operation together, so two concurrent first
+        calls make exactly one operation. A new key costs one read.
+        """
+        return self._run(_create_once, self._ref(record["name"]),
+                         self._requests.document(request_key), dict(record), now, ttl)
+
     def discard_unstarted(self, name: str) -> dict[str, Any] | None:
         """Deletes a job that no worker has touched (its publish failed).
 
@@ -224,8 +261,15 @@ class FirestoreOperationStore:
         return result
 
     def cancel(self, name: str, *, principal: str, now: datetime,
-               retention: timedelta, reason: str = "") -> CancelResult:
-        return self._run(_cancel, self._ref(name), principal, now, retention, reason)
+               retention: timedelta, reason: str = "",
+               cancellable: Callable[[str], bool] | None = None) -> CancelResult:
+        """Requests the cancel in one transaction, recording who asked and why.
+
+        ``cancellable(kind)`` False refuses it (NOT_CANCELLABLE) unless the
+        operation is done, decided on the same read.
+        """
+        return self._run(_cancel, self._ref(name), principal, now, retention, reason,
+                         cancellable)
 
     def claim(self, name: str, *, owner: str, now: datetime,
               retention: timedelta) -> Claim | None:
@@ -265,14 +309,17 @@ class FirestoreOperationStore:
 
     def list_page(self, parent: str, *, matches: Callable[[Mapping[str, Any]], bool],
                   equalities: Mapping[str, Any], bounds: list[tuple[str, datetime]],
-                  size: int, after: tuple[datetime, str] | None, now: datetime) -> Page:
+                  size: int, after: tuple[datetime, str] | None, now: datetime,
+                  scan_limit: int = 1000) -> Page:
         """Up to ``size`` live operations of ``parent`` that ``matches``, newest
         first, strictly after the ``(createTime, document id)`` cursor.
 
         Keyset pagination: the cursor goes into the query (``start_after``), so
         page 200 costs what page 1 costs. Equalities and createTime bounds run
         in Firestore; ``matches`` re-checks everything in memory, reading on in
-        chunks while the filter rejects documents.
+        chunks while the filter rejects documents, but no more than
+        ``scan_limit`` documents in one call (or ``size + 1``, if larger): a
+        filter that matches little then gives a short page that continues.
         """
         query = self._collection.where(filter=FieldFilter("parent", "==", parent))
         for path, value in equalities.items():
@@ -282,6 +329,7 @@ class FirestoreOperationStore:
         query = (query.order_by("createTime", direction=firestore.Query.DESCENDING)
                  .order_by("__name__", direction=firestore.Query.DESCENDING))
         found: list[dict[str, Any]] = []
+        budget = max(scan_limit, size + 1)
         chunk = size + 1
         cursor = after
         while True:
@@ -292,17 +340,22 @@ class FirestoreOperationStore:
             with _translated():
                 snapshots = list(page.limit(chunk).stream())
             self.counter.add(reads=max(1, len(snapshots)))
+            budget -= len(snapshots)
             for snapshot in snapshots:
                 record = snapshot.to_dict() or {}
                 if matches(record) and not model.is_expired(record, now):
                     found.append(record)
                     if len(found) > size:
-                        return Page(found[:size], has_more=True)
+                        last_found = found[size - 1]
+                        return Page(found[:size], (last_found["createTime"],
+                                                   model.document_id(last_found["name"])))
             if len(snapshots) < chunk:
-                return Page(found, has_more=False)
+                return Page(found)
             last = snapshots[-1]
             cursor = (last.get("createTime"), last.id)
-            chunk = min(chunk * 2, 1000)
+            if budget <= 0:
+                return Page(found, cursor)  # the scan limit: a short page that continues
+            chunk = min(chunk * 2, 1000, budget)
 
     def stale_running(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """RUNNING operations whose instance lease expired: their worker is gone."""
@@ -537,17 +590,39 @@ def _live_record(snapshot: Any, now: datetime) -> dict[str, Any] | None:
 
 @firestore.transactional
 def _cancel(transaction: firestore.Transaction, ref: firestore.DocumentReference,
-            principal: str, now: datetime, retention: timedelta,
-            reason: str) -> tuple[CancelResult, int]:
+            principal: str, now: datetime, retention: timedelta, reason: str = "",
+            cancellable: Callable[[str], bool] | None = None) -> tuple[CancelResult, int]:
     record = _live_record(ref.get(transaction=transaction), now)
     if record is None:
         return CancelResult.NOT_FOUND, 0
+    if (not record.get("done") and cancellable is not None
+            and not cancellable(str(record.get("kind", "")))):
+        return CancelResult.NOT_CANCELLABLE, 0
     changes = model.cancel_changes(record, principal=principal, now=now, retention=retention,
                                    reason=reason)
     if changes is None:
         return CancelResult.UNCHANGED, 0
     _update_state(transaction, ref, record, changes)
     return CancelResult.CHANGED, 1
+
+
+@firestore.transactional
+def _create_once(transaction: firestore.Transaction, ref: firestore.DocumentReference,
+                 key_ref: firestore.DocumentReference, record: dict[str, Any], now: datetime,
+                 ttl: timedelta) -> tuple[tuple[dict[str, Any], bool], int]:
+    key = _record(key_ref.get(transaction=transaction))
+    if key is not None and isinstance(key.get("expireTime"), datetime) \
+            and key["expireTime"] > now and isinstance(key.get("operation"), str):
+        first = ref.parent.document(model.document_id(key["operation"]))
+        existing = _live_record(first.get(transaction=transaction), now)
+        if existing is not None:
+            return (existing, False), 0
+        # Its operation is gone (its publish failed, or it was deleted): the
+        # request is new again.
+    transaction.set(key_ref, {"operation": record["name"], "createTime": now,
+                              "expireTime": now + ttl})
+    transaction.create(ref, record)
+    return (record, True), 2
 
 
 @firestore.transactional

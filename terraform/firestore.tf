@@ -1,5 +1,6 @@
 # Firestore: the (default) database, the composite indexes of the store's
-# queries, and the TTL policy that deletes finished operations.
+# queries, and the TTL policies that delete finished operations and old
+# create request ids.
 
 resource "google_firestore_database" "default" {
   count       = var.create_firestore_database ? 1 : 0
@@ -99,6 +100,20 @@ resource "google_firestore_field" "expire_time" {
   project    = var.project_id
   database   = local.firestore_database
   collection = var.collection
+  field      = "expireTime"
+
+  ttl_config {}
+  index_config {}
+}
+
+# AIP-155 request ids: one document per create's requestId (lib/store.py,
+# create_once) in the collection next to the operations, kept 24 hours.
+# The same TTL policy deletes each once its expireTime has passed; the store
+# treats an expired one as gone even before then.
+resource "google_firestore_field" "request_id_expire_time" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = "${var.collection}-requests"
   field      = "expireTime"
 
   ttl_config {}

@@ -75,6 +75,7 @@ locals {
     LOG_LEVEL                     = var.log_level
     OPERATIONS_COLLECTION         = var.collection
     OPERATIONS_EVENTS_TOPIC       = local.names.events_topic
+    OPERATIONS_KIND_MODULES       = join(",", var.kind_modules)
     OPERATIONS_TOPIC              = local.names.jobs_topic
     PROGRESS_MIN_INTERVAL_SECONDS = tostring(var.progress_min_interval_seconds)
     RETENTION_DAYS                = tostring(var.retention_days)
@@ -94,6 +95,7 @@ locals {
       AUTH_MAX_TOKEN_LIFETIME_SECONDS = tostring(var.auth_max_token_lifetime_seconds)
       # Empty disables opaque tokens (lib/config.py).
       AUTH_TOKENINFO_URL     = var.tokeninfo_url == null ? "" : var.tokeninfo_url
+      LIST_SCAN_LIMIT        = tostring(var.list_scan_limit)
       MAX_REQUEST_BYTES      = tostring(var.max_request_bytes)
       OPERATIONS_POLICY_FILE = "${local.source_root}/policy.json"
       # As many threads as concurrent requests: a held :wait occupies one.
@@ -104,6 +106,7 @@ locals {
     local.surfaces_json == null ? {} : { OPERATIONS_SURFACES_FILE = "${local.source_root}/surfaces.json" },
   )
   environment_worker = merge(local.environment_common, local.telemetry_environment.worker, {
+    CANCEL_GRACE_SECONDS  = tostring(var.cancel_grace_seconds)
     MAX_ATTEMPTS          = tostring(var.max_attempts)
     RETRY_BACKOFF_SECONDS = tostring(var.retry_backoff_seconds)
     # A minute under the function's timeout: the job checkpoints, releases its

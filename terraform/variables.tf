@@ -118,6 +118,17 @@ variable "auth_max_token_lifetime_seconds" {
   }
 }
 
+variable "cancel_grace_seconds" {
+  description = "How long a handler may run on after it saw its cancel before the worker ends the operation without it (CANCEL_FORCED). A kind may set its own."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.cancel_grace_seconds >= 0 && var.cancel_grace_seconds <= 3600
+    error_message = "cancel_grace_seconds must be from 0 to 3600."
+  }
+}
+
 variable "cancel_listener" {
   description = "Whether a running job learns of a cancel from a Firestore listener (push); false leaves it to the heartbeat poll (CANCEL_LISTENER)."
   type        = bool
@@ -274,6 +285,17 @@ variable "issuers" {
   }
 }
 
+variable "kind_modules" {
+  description = "Python modules (in the deployed source, e.g. lib.kinds.acme) that register your own kinds; imported by the HTTP function and the worker at start."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.kind_modules : can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$", m))])
+    error_message = "kind_modules must be dotted Python module names such as lib.kinds.acme."
+  }
+}
+
 variable "labels" {
   description = "Labels added to the functions, topics, subscription and bucket."
   type        = map(string)
@@ -293,6 +315,17 @@ variable "lease_seconds" {
   validation {
     condition     = var.lease_seconds >= 1 && var.lease_seconds <= 3600
     error_message = "lease_seconds must be from 1 to 3600."
+  }
+}
+
+variable "list_scan_limit" {
+  description = "Documents one List call reads at most for a filter Firestore cannot run (NOT, OR, !=); a short page then continues the scan."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.list_scan_limit >= 10 && var.list_scan_limit <= 100000
+    error_message = "list_scan_limit must be from 10 to 100000."
   }
 }
 
@@ -476,14 +509,19 @@ variable "surfaces" {
   description = <<-EOT
     API surfaces replacing the built-in v1 and v3beta1 (OPERATIONS_SURFACES_FILE,
     lib/routes.py): surface -> { scopes = OAuth scopes it accepts (any one),
-    routes = [{ method, template (AIP-127), action }] }. Null keeps the
-    built-in table. Shipped in the HTTP function's source as surfaces.json.
+    routes = [{ method, template (AIP-127), action, and on a create_job
+    route: operations = the name template of its operations over {parent}
+    and {id}, parent = the literal parent of a path without a variable }] }.
+    Null keeps the built-in table. Shipped in the HTTP function's source as
+    surfaces.json.
   EOT
   type = map(object({
     routes = list(object({
-      action   = string
-      method   = string
-      template = string
+      action     = string
+      method     = string
+      operations = optional(string)
+      parent     = optional(string)
+      template   = string
     }))
     scopes = list(string)
   }))
@@ -575,14 +613,19 @@ variable "worker_function" {
   description = <<-EOT
     Sizing of the worker (operations_worker), triggered by the jobs topic with
     retries on. timeout_seconds bounds one run (at most 540 for event-driven
-    functions); max_instance_count bounds the jobs running at once when
-    max_instance_request_concurrency is 1.
+    functions). Each instance runs up to max_instance_request_concurrency jobs
+    at once (gunicorn THREADS to match), so max_instance_count x that bounds
+    the jobs running at once (20 x 80 = 1,600 by default). Jobs behind an LRO
+    API mostly wait on other systems and pack well: one instance lease, one
+    cancel listener and one thread serve all of an instance's jobs. Lower it
+    for CPU-bound kinds (to the instance's CPUs, e.g. 1 or 2), where jobs
+    sharing an instance only slow each other down.
   EOT
   type = object({
     available_cpu                    = optional(string, "1")
-    available_memory                 = optional(string, "512Mi")
+    available_memory                 = optional(string, "1Gi")
     max_instance_count               = optional(number, 20)
-    max_instance_request_concurrency = optional(number, 1)
+    max_instance_request_concurrency = optional(number, 80)
     min_instance_count               = optional(number, 0)
     timeout_seconds                  = optional(number, 540)
   })

@@ -14,6 +14,10 @@ A team adds a kind by registering a handler::
 
 The handler returns the operation's response (a JSON object). Raising a
 ``google.api_core.exceptions`` class ends the operation with that error code.
+
+A kind whose work cannot be stopped part way (one external call that cannot be
+taken back, say) registers with ``cancellable=False``: ``:cancel`` on its
+operations answers 501 UNIMPLEMENTED and changes nothing.
 """
 
 from __future__ import annotations
@@ -142,10 +146,12 @@ def register(name: str, params: Mapping[str, Param] | None = None,
     """Registers the decorated function as the handler of kind ``name``.
 
     Args:
-        params: the params schema; anything else is refused with 400.
-        check: a cross-param check returning a problem, or None.
-        cancellable: False for work that must never be cut short: ``:cancel``
-            on its operations answers 501 UNIMPLEMENTED and changes nothing.
+        name: the kind, as a create request names it.
+        params: the params it takes, by name; anything else is refused with 400.
+        check: a rule across params; returns the problem, or None.
+        cancellable: False when its operations may not be cancelled (work that
+            must never be cut short): their ``:cancel`` answers 501
+            UNIMPLEMENTED and changes nothing.
         cancel_grace_seconds: how long the handler may run on after it saw its
             cancel before the worker ends the operation without it (default
             CANCEL_GRACE_SECONDS).
@@ -182,6 +188,13 @@ def load_kinds(modules: Iterable[str]) -> None:
             importlib.import_module(module)
         except ImportError as exc:
             raise ConfigError(f"OPERATIONS_KIND_MODULES: cannot import {module!r}: {exc}") from None
+
+
+def is_cancellable(name: str) -> bool:
+    """Whether operations of kind ``name`` may be cancelled (a kind this
+    process does not know may be: its worker decides)."""
+    kind = _REGISTRY.get(name)
+    return kind is None or kind.cancellable
 
 
 from lib.kinds import demo as demo  # noqa: E402  (registers the built-in demo kinds)

@@ -75,6 +75,7 @@ def stack(emulators: Emulators, dev_dir: Path,
         "OPERATIONS_KIND_MODULES": "tests.e2e.user_kinds",
         "OPERATIONS_POLICY_FILE": str(Path(__file__).parent / "policy.json"),
         "HEARTBEAT_SECONDS": "1",
+        "CANCEL_GRACE_SECONDS": "2",  # a stubborn handler is forced in seconds
         "PROGRESS_MIN_INTERVAL_SECONDS": "0",
         # Above the emulator's ~2 s lock wait, which two colliding transactions
         # pay (production Firestore aborts the younger one at once instead).

@@ -1,9 +1,8 @@
-"""The cancel table of docs/architecture.md ("Cancel"), row by row, over HTTP, on every name shape.
+"""Cancel semantics, row by row, over HTTP, on every name shape.
 
-Operations of the shapes the jobs endpoint cannot make (``operations/**`` and
-the v3beta1 project shape) are written straight to the store; when a worker
-must run one, its name is published to the stack's jobs topic, exactly as
-``jobs.create`` does.
+Running and finished operations are created over HTTP by the create route of
+their shape; queued ones (which must never be claimed) are written straight
+to the store and never published.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import pytest
 import requests
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
-from test_cancel_flow import create
 from test_http_errors import assert_error
 
 from lib import model
@@ -31,7 +29,7 @@ from tests.leases import claim_as
 class Shape:
     surface: str
     template: str  # {p}: this test's unique id, {id}: the operation id
-    by_jobs_endpoint: bool = False
+    create: str  # the create route's path making this shape; {p} as above
 
     def name(self, unique: str, op_id: str) -> str:
         return self.template.format(p=unique, id=op_id)
@@ -39,11 +37,14 @@ class Shape:
 
 SHAPES = {
     "v1 projects/*/locations/*/operations/*": Shape(
-        "v1", "projects/p-{p}/locations/us/operations/{id}", by_jobs_endpoint=True),
-    "v1 operations/**": Shape("v1", "operations/{p}/{id}"),
-    "v3beta1 projects/*/operations/*": Shape("v3beta1", "projects/p-{p}/operations/{id}"),
+        "v1", "projects/p-{p}/locations/us/operations/{id}",
+        "/v1/projects/p-{p}/locations/us/jobs"),
+    "v1 operations/**": Shape("v1", "operations/{p}/{id}", "/v1/jobs"),
+    "v3beta1 projects/*/operations/*": Shape("v3beta1", "projects/p-{p}/operations/{id}",
+                                             "/v3beta1/projects/p-{p}/jobs"),
     "v3beta1 projects/*/locations/*/operations/*": Shape(
-        "v3beta1", "projects/p-{p}/locations/us/operations/{id}"),
+        "v3beta1", "projects/p-{p}/locations/us/operations/{id}",
+        "/v3beta1/projects/p-{p}/locations/us/jobs"),
 }
 shapes = pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
 
@@ -127,13 +128,11 @@ class Operations:
         return name
 
     def started(self, **params: Any) -> str:
-        """A job a worker will run: created over HTTP, or written and published."""
-        if self.shape.by_jobs_endpoint:
-            parent = self.shape.name(self.unique, "x").rsplit("/operations/", 1)[0]
-            return str(create(self.api, parent, **params)["name"])
-        name = self.queued(**params)
-        self.publish(name)
-        return name
+        """A job a worker will run, created over HTTP by its shape's create route."""
+        response = self.api("POST", self.shape.create.format(p=self.unique),
+                            json={"kind": "demo.countdown", "params": params})
+        assert response.status_code == 200, response.text
+        return str(response.json()["name"])
 
     def running(self) -> str:
         name = self.started(steps=5, stepSeconds=30)
@@ -259,8 +258,7 @@ def test_a_second_cancel_of_a_claimed_operation_writes_nothing(make, stack, shap
     # Claimed by a "worker" that never finishes it: it stays RUNNING, cancel requested.
     ops = make(shape)
     name = ops.queued(steps=1)
-    assert claim_as(stack.store, name, owner="test-worker", now=model.utcnow(),
-                             lease_seconds=600) is not None
+    assert claim_as(stack.store, name, owner="test-worker", lease_seconds=600) is not None
     assert ops.cancel(name).status_code == 200
     requested = stack.store.get(name)
     assert requested["cancelRequested"] is True and requested["state"] == "RUNNING"

@@ -150,3 +150,51 @@ def test_a_usage_error_exits_2_without_calling_the_service(cli, args):
     assert result.returncode == 2
     assert result.stdout == ""
     assert "usage" in result.stderr
+
+
+SHAPES = {
+    "v1 operations/{id}": ("v1", "operations", "operations/"),
+    "v1 projects/P/locations/L/operations/{id}": ("v1", "projects/p-{u}/locations/us",
+                                                  "projects/p-{u}/locations/us/operations/"),
+    "v3beta1 projects/P/operations/{id}": ("v3beta1", "projects/p-{u}",
+                                           "projects/p-{u}/operations/"),
+    "v3beta1 projects/P/locations/L/operations/{id}": (
+        "v3beta1", "projects/p-{u}/locations/us", "projects/p-{u}/locations/us/operations/"),
+}
+
+
+@pytest.mark.parametrize(("surface", "parent", "prefix"), SHAPES.values(), ids=SHAPES.keys())
+def test_create_get_cancel_and_list_work_on_every_name_shape(cli, unique, surface, parent,
+                                                             prefix):
+    parent, prefix = parent.format(u=unique), prefix.format(u=unique)
+    created = cli("--surface", surface, "create", parent, "--kind", "demo.countdown",
+                  "--param", "steps=5", "--param", "stepSeconds=30")
+    assert created.returncode == 0, created.stderr
+    name = operation(created.stdout).name
+    assert name.startswith(prefix) and "/" not in name[len(prefix):], name
+
+    assert cli("--surface", surface, "cancel", name).returncode == 0
+    waited = cli("--surface", surface, "wait", name, "--timeout", "30")
+    assert waited.returncode == 1, waited.stderr  # done with an error: cancelled
+    assert operation(waited.stdout).error.code == 1
+
+    listed = cli("--surface", surface, "list", parent, "--filter", "error.code = 1")
+    assert listed.returncode == 0, listed.stderr
+    assert name in [op["name"] for op in json.loads(listed.stdout)["operations"]]
+    assert cli("--surface", surface, "get", name).returncode == 0
+
+
+def test_create_with_a_request_id_and_a_timeout_is_idempotent_and_has_a_deadline(cli, unique):
+    import uuid
+
+    args = ("create", "operations", "--kind", "demo.countdown", "--param", "steps=1",
+            "--param", "stepSeconds=0", "--request-id", str(uuid.uuid4()),
+            "--operation-timeout", "600s")
+    first, again = cli(*args), cli(*args)
+    assert first.returncode == 0 and again.returncode == 0, (first.stderr, again.stderr)
+    assert operation(first.stdout).name == operation(again.stdout).name
+    assert "deadline" in json.loads(first.stdout)["metadata"]["value"]
+    bad = cli("create", "operations", "--kind", "demo.countdown", "--param", "steps=1",
+              "--request-id", "not-a-uuid")
+    assert bad.returncode == 1
+    assert "INVALID_REQUEST_ID" in bad.stderr

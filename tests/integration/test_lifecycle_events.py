@@ -15,6 +15,7 @@ from lib.publisher import PubSubEventPublisher, PubSubJobPublisher
 from lib.store import FirestoreOperationStore
 from lib.sweep import PENDING_EVENTS_AGE, RecoverySweep
 from lib.worker import OperationWorker
+from tests.leases import claim_as
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0)
 RETENTION = timedelta(days=1)
@@ -89,7 +90,7 @@ def test_a_worker_killed_between_commit_and_publish_still_yields_the_event_via_t
     dying, live = stores
     _, pulled = events_topic
     name = queued_in(dying)
-    claim = dying.claim(name, owner="w", now=model.utcnow(), lease_seconds=60)
+    claim = claim_as(dying, name, owner="w", now=model.utcnow(), lease_seconds=60)
     with pytest.raises(Killed):
         dying.finish(name, claim.lease, lambda _r: model.succeeded_changes(
             {"steps": 1}, now=model.utcnow(), retention=RETENTION))

@@ -217,3 +217,42 @@ def test_list_reads_scale_with_the_page_not_with_the_offset(service, store, seed
         reads.append(store.counter.reads - before)
         token = page.get("nextPageToken", "")
     assert reads[0] == reads[-2] == 51  # page 7 reads what page 1 reads
+
+
+@pytest.mark.parametrize("filter_text", ["NOT done = false", "error.code = 5 OR error.code = 6",
+                                         'metadata.kind != "demo.countdown"'],
+                         ids=["NOT", "OR", "!="])
+def test_a_filter_firestore_cannot_run_reads_at_most_the_scan_limit_per_call(
+        store, seed, emulators, filter_text):
+    """5,000 operations, a filter that matches none: each call reads at most
+    LIST_SCAN_LIMIT documents and answers a short (empty) page whose token
+    continues the scan; walking the tokens ends, having read each document once."""
+    settings = Settings(project=emulators.project, page_token_secret="test-secret",
+                        list_scan_limit=1000)
+    service = OperationsService(store, PubSubJobPublisher(emulators.project, "unused"), settings)
+    parent, _ = seed(5000)
+    token, calls, reads = "", 0, []
+    while True:
+        before = store.counter.reads
+        page = service.list_operations(parent, {"filter": filter_text,
+                                                **({"pageToken": token} if token else {})})
+        reads.append(store.counter.reads - before)
+        calls += 1
+        assert page.get("operations", []) == []
+        token = page.get("nextPageToken", "")
+        if not token:
+            break
+        assert calls < 10, "the walk must end"
+    assert max(reads) <= 1000
+    assert sum(reads) <= 5000 + calls  # each document once (an empty last read counts 1)
+    assert calls == 5 or calls == 6
+
+
+def test_a_short_page_from_the_scan_limit_still_walks_every_match_once(store, seed, emulators):
+    settings = Settings(project=emulators.project, page_token_secret="test-secret",
+                        list_scan_limit=100)
+    service = OperationsService(store, PubSubJobPublisher(emulators.project, "unused"), settings)
+    parent, names = seed(1000, done_every=250)  # 4 failed ones, far apart
+    found, pages = walk(service, parent, filter="NOT done = false")
+    assert found == [n for i, n in enumerate(names) if i % 250 == 0][::-1]
+    assert pages >= 10

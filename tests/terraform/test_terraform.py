@@ -100,6 +100,8 @@ LEFT_AT_DEFAULT = {
                          "plain environment variable; checked by its own test",
     "OPERATIONS_SURFACES_FILE": "set only when var.surfaces is given; unset keeps the "
                                 "built-in v1/v3beta1 table (see the surfaces test)",
+    "MAX_OPERATION_TIMEOUT": "the longest create timeout (7 days by default) is an API "
+                             "limit, the same in every deployment",
 }
 # Settings whose default is wrong in the cloud: each function must get them.
 EXPLICIT_EVERYWHERE = {"GOOGLE_CLOUD_PROJECT", "OPERATIONS_COLLECTION", "OPERATIONS_TOPIC"}
@@ -525,6 +527,14 @@ def test_indexes_and_ttl_are_on_the_configured_collection() -> None:
     assert database["concurrency_mode"] == "OPTIMISTIC"
 
 
+def test_create_request_ids_expire_by_ttl_next_to_the_operations() -> None:
+    from lib.store import REQUESTS_SUFFIX
+
+    ttl = _resource("google_firestore_field", "request_id_expire_time")
+    assert ttl["collection"] == "${var.collection}" + REQUESTS_SUFFIX
+    assert ttl["field"] == "expireTime" and "ttl_config" in ttl
+
+
 # --- Pub/Sub ------------------------------------------------------------------
 
 def test_dead_letter_topic_keeps_failed_jobs_and_the_agent_may_publish_to_it() -> None:
@@ -632,8 +642,14 @@ def test_surfaces_variable_renders_a_route_table_the_code_accepts(
     from lib.routes import DEFAULT_SURFACES, RouteTable
 
     out = _render(terraform, console_dir, f"-var=surfaces={json.dumps(DEFAULT_SURFACES)}")
-    assert json.loads(out["surfaces_json"]) == DEFAULT_SURFACES
-    RouteTable.from_surfaces(json.loads(out["surfaces_json"]))
+    rendered = json.loads(out["surfaces_json"])
+    # Terraform's optional attributes render as null where a route leaves them out.
+    for spec in rendered.values():
+        spec["routes"] = [{k: v for k, v in route.items() if v is not None}
+                          for route in spec["routes"]]
+    assert rendered == DEFAULT_SURFACES
+    table = RouteTable.from_surfaces(json.loads(out["surfaces_json"]))
+    assert table.match("POST", "/v1/jobs").operation_template() == "operations/{id}"
     assert out["env"]["http"]["OPERATIONS_SURFACES_FILE"] == "/workspace/surfaces.json"
 
 

@@ -566,3 +566,23 @@ def test_an_unknown_kind_is_a_warning_not_a_violation():
 def test_a_record_with_no_name_is_labelled_by_its_document_id():
     found = check_record({}, T0, sweep_interval=SWEEP, document_id="doc-7")
     assert {(v.name, v.rule) for v in found} == {("doc-7", "FIELD_MISSING")}
+
+
+SEED_SHAPES = {
+    "operations/{id}": ("operations/abc", "operations"),
+    "projects/P/locations/L/operations/{id}": ("projects/p/locations/l/operations/abc",
+                                               "projects/p/locations/l"),
+    "projects/P/operations/{id}": ("projects/p/operations/abc", "projects/p"),
+}
+
+
+@pytest.mark.parametrize(("name", "parent"), SEED_SHAPES.values(), ids=SEED_SHAPES.keys())
+def test_every_seed_name_shape_breaks_no_rule_queued_or_cancelled(name, parent):
+    queued = model.new_job(name=name, parent=parent, target="jobs/abc", kind="demo.countdown",
+                           params={"steps": 1}, created_by="t@example.com", now=T0)
+    assert errors_of(queued) == []
+    cancelled = {**queued, **model.cancel_changes(queued, principal="t@example.com",
+                                                  now=at(1), retention=RETENTION,
+                                                  reason="why")}
+    assert errors_of(cancelled) == []
+    assert errors_of({**queued, "parent": "projects/elsewhere"}) == ["PARENT_MISMATCH"]

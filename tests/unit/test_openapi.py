@@ -19,6 +19,7 @@ from google.protobuf import duration_pb2
 from google.rpc import status_pb2
 from openapi_spec_validator import validate
 
+from lib import sysparams
 from lib.api import _LIST_PARAMS
 from lib.kinds import registered
 from lib.model import InvalidName, check_name
@@ -55,6 +56,8 @@ def schema(name: str) -> dict[str, Any]:
 def flat_path(template: str) -> str:
     """The OpenAPI path of an AIP-127 template: one ``{<collection>Id}`` per wildcard."""
     found = re.fullmatch(r"([^{]*)\{\w+=([^}]+)\}(.*)", template)
+    if "{" not in template:
+        return template  # a literal path (POST /v1/jobs)
     assert found, template
     segments = found[2].split("/")
     flat = [f"{{{segments[i - 1]}Id}}" if segment in ("*", "**") else segment
@@ -99,14 +102,21 @@ def test_each_operation_accepts_any_one_scope_of_its_surface(method, path, opera
     assert all(set(route.scopes) <= set(flow["scopes"]) for flow in flows.values())
 
 
+SYSTEM_PARAMETERS = {"alt", "fields", "prettyPrint", "$.xgafv", "quotaUser", "$requestReason"}
+
+
 @pytest.mark.parametrize(("method", "path", "operation"), documented(),
                          ids=[f"{m} {p}" for m, p, _ in documented()])
-def test_only_list_takes_query_parameters_and_exactly_the_ones_the_api_reads(
+def test_only_list_takes_query_parameters_of_its_own_and_every_path_the_system_ones(
         method, path, operation):
     action = TABLE.match(method, re.sub(r"\{\w+\}", "x", path)).route.action
     query = {resolve(p)["name"] for p in operation.get("parameters", ())
              if resolve(p)["in"] == "query"}
     assert query == (set(_LIST_PARAMS) if action == "list" else set())
+    system = {resolve(p)["name"] for p in SPEC["paths"][path].get("parameters", ())
+              if resolve(p)["in"] == "query"}
+    assert system == SYSTEM_PARAMETERS
+    assert system <= set(sysparams.QUERY_PARAMETERS)  # each one documented is accepted
 
 
 @pytest.mark.parametrize(("method", "path", "operation"), documented(),
@@ -155,24 +165,29 @@ def test_metadata_documents_the_contracts_fields():
     metadata = schema("OperationMetadata")
     contract = {"createTime", "updateTime", "endTime", "verb", "target", "kind",
                 "statusMessage", "progressPercent", "requestedCancellation", "attempt"}
-    assert set(metadata["properties"]) == contract
-    assert set(metadata["required"]) == contract - {"endTime"}
+    when_present = {"endTime", "cancelRequestTime", "cancelRequestedBy", "cancelReason",
+                    "cancelAcknowledgeTime", "deadline"}
+    assert set(metadata["properties"]) == contract | when_present
+    assert set(metadata["required"]) == contract - when_present
 
 
 def test_the_job_schema_is_the_registered_demo_kind():
     # The kinds the product ships (handlers under lib/), not those a test registered.
     shipped = sorted(n for n, k in registered().items() if k.handler.__module__.startswith("lib."))
     assert schema("Job")["properties"]["kind"]["enum"] == shipped
-    kind = registered()["demo.countdown"]
-    params = schema("DemoCountdownParams")
-    assert set(params["properties"]) == set(kind.params)
-    assert set(params["required"]) == {key for key, p in kind.params.items() if p.required}
-    for key, param in kind.params.items():
-        documented_param = params["properties"][key]
-        assert documented_param["type"] == {int: "integer", float: "number"}[param.type]
-        assert documented_param.get("minimum") == param.minimum
-        assert documented_param.get("maximum") == param.maximum
-        assert documented_param.get("default") == param.default
+    for kind_name, schema_name in [("demo.countdown", "DemoCountdownParams"),
+                                   ("demo.atomic", "DemoAtomicParams")]:
+        kind = registered()[kind_name]
+        params = schema(schema_name)
+        assert set(params["properties"]) == set(kind.params)
+        assert set(params["required"]) == {key for key, p in kind.params.items() if p.required}
+        for key, param in kind.params.items():
+            documented_param = params["properties"][key]
+            assert documented_param["type"] == {int: "integer", float: "number",
+                                                bool: "boolean"}[param.type]
+            assert documented_param.get("minimum") == param.minimum
+            assert documented_param.get("maximum") == param.maximum
+            assert documented_param.get("default") == param.default
 
 
 @pytest.mark.parametrize("segment", ["a", "Ab-9_.~", "...", ".a", "..a", "-", "~", ".",

@@ -23,6 +23,10 @@ V1_OP = "projects/p/locations/l/operations/o"
     ("GET", "/v1/operations", "v1", "list", "operations"),
     ("GET", "/v1/projects/p/locations/l/operations", "v1", "list", "projects/p/locations/l"),
     ("POST", "/v1/projects/p/locations/l/jobs", "v1", "create_job", "projects/p/locations/l"),
+    ("POST", "/v1/jobs", "v1", "create_job", "operations"),
+    ("POST", "/v3beta1/projects/p/jobs", "v3beta1", "create_job", "projects/p"),
+    ("POST", "/v3beta1/projects/p/locations/l/jobs", "v3beta1", "create_job",
+     "projects/p/locations/l"),
     ("GET", "/v3beta1/projects/p/operations/o", "v3beta1", "get", "projects/p/operations/o"),
     ("GET", f"/v3beta1/{V1_OP}", "v3beta1", "get", V1_OP),
     ("POST", "/v3beta1/projects/p/operations/o:cancel", "v3beta1", "cancel",
@@ -97,3 +101,91 @@ def test_templates_compile_star_to_one_segment_and_double_star_to_several():
     assert variable == "name"
     assert one.fullmatch("/v1/a/b") and not one.fullmatch("/v1/a/b/c")
     assert many.fullmatch("/v1/a/b/c")
+
+
+CREATES = {
+    "POST /v1/jobs": ("/v1/jobs", "operations/{id}", "jobs/{id}"),
+    "POST /v1/{parent=projects/*/locations/*}/jobs": (
+        "/v1/projects/p/locations/l/jobs", "projects/p/locations/l/operations/{id}",
+        "projects/p/locations/l/jobs/{id}"),
+    "POST /v3beta1/{parent=projects/*}/jobs": (
+        "/v3beta1/projects/p/jobs", "projects/p/operations/{id}", "projects/p/jobs/{id}"),
+    "POST /v3beta1/{parent=projects/*/locations/*}/jobs": (
+        "/v3beta1/projects/p/locations/l/jobs", "projects/p/locations/l/operations/{id}",
+        "projects/p/locations/l/jobs/{id}"),
+}
+
+
+@pytest.mark.parametrize(("path", "operation", "target"), CREATES.values(), ids=CREATES.keys())
+def test_each_create_route_names_its_operations_in_a_seed_shape_its_surface_serves(
+        path, operation, target):
+    found = TABLE.match("POST", path)
+    assert found.operation_template() == operation
+    assert found.target_template() == target
+    name = operation.replace("{id}", "abc")
+    surface = path.split("/")[1]
+    get = TABLE.match("GET", f"/{surface}/{name}")
+    assert (get.route.action, get.name) == ("get", name)
+    assert get.route.surface == found.route.surface
+
+
+def _surface(*routes):
+    get = {"method": "GET", "template": "/v9/{name=things/*/operations/*}", "action": "get"}
+    return {"v9": {"scopes": ["s"], "routes": [get, *routes]}}
+
+
+def test_a_team_configures_where_its_host_method_puts_operations():
+    table = RouteTable.from_surfaces(_surface(
+        {"method": "POST", "template": "/v9/{parent=things/*}/jobs", "action": "create_job",
+         "operations": "{parent}/operations/{id}"},
+        {"method": "POST", "template": "/v9/jobs", "action": "create_job",
+         "parent": "things/shared", "operations": "things/shared/operations/{id}"}))
+    assert table.match("POST", "/v9/things/t/jobs").operation_template() == (
+        "things/t/operations/{id}")
+    literal = table.match("POST", "/v9/jobs")
+    assert literal.name == "things/shared"
+    assert literal.operation_template() == "things/shared/operations/{id}"
+
+
+BAD_CREATES = {
+    "operations no Get route serves": {
+        "method": "POST", "template": "/v9/{parent=things/*}/jobs", "action": "create_job",
+        "operations": "{parent}/ops/{id}"},
+    "no operations template": {
+        "method": "POST", "template": "/v9/{parent=things/*}/jobs", "action": "create_job"},
+    "an operations template without {id}": {
+        "method": "POST", "template": "/v9/{parent=things/*}/jobs", "action": "create_job",
+        "operations": "{parent}/operations/fixed"},
+    "an unknown placeholder": {
+        "method": "POST", "template": "/v9/{parent=things/*}/jobs", "action": "create_job",
+        "operations": "{parent}/operations/{id}/{other}"},
+    "a literal path without a parent": {
+        "method": "POST", "template": "/v9/jobs", "action": "create_job",
+        "operations": "things/x/operations/{id}"},
+    "a parent next to a variable": {
+        "method": "POST", "template": "/v9/{parent=things/*}/jobs", "action": "create_job",
+        "parent": "things/x", "operations": "{parent}/operations/{id}"},
+    "operations on a get route": {
+        "method": "GET", "template": "/v9/{name=others/*}", "action": "get",
+        "operations": "{parent}/operations/{id}"},
+    "an unknown key": {
+        "method": "GET", "template": "/v9/{name=others/*}", "action": "get", "colour": "red"},
+    "a bad literal parent": {
+        "method": "POST", "template": "/v9/jobs", "action": "create_job",
+        "parent": "things//x", "operations": "{parent}/operations/{id}"},
+}
+
+
+@pytest.mark.parametrize("route", BAD_CREATES.values(), ids=BAD_CREATES.keys())
+def test_a_create_route_that_would_make_unreachable_operations_is_refused_at_start(route):
+    with pytest.raises(ConfigError):
+        RouteTable.from_surfaces(_surface(route))
+
+
+def test_the_surfaces_file_can_hold_create_routes(tmp_path):
+    import json
+
+    path = tmp_path / "surfaces.json"
+    path.write_text(json.dumps(DEFAULT_SURFACES))
+    table = RouteTable.from_file(str(path))
+    assert table.match("POST", "/v1/jobs").operation_template() == "operations/{id}"

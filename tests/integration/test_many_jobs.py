@@ -1,0 +1,54 @@
+"""Many jobs in one worker process: 200 running at once share one instance
+lease, one cancel listener and one instance thread; all cancelled at once,
+every one ends with code 1, and no thread is left behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from lib import model
+from lib.config import Settings
+from lib.worker import OperationWorker
+from tests.waiting import wait_for
+
+JOBS = 200
+
+
+def test_200_jobs_at_once_in_one_process_all_cancelled_at_once(store, unique):
+    parent = f"projects/{unique}/locations/l"
+    names = [f"{parent}/operations/op-{i:03d}" for i in range(JOBS)]
+    batch = store._client.batch()
+    for name in names:
+        batch.create(store._ref(name), model.new_job(
+            name=name, parent=parent, target="t", kind="demo.countdown",
+            params={"steps": 100, "stepSeconds": 30.0}, created_by="t", now=model.utcnow()))
+    batch.commit()
+    base = threading.active_count()
+    worker = OperationWorker(store, Settings(heartbeat_seconds=1))
+    outcomes: list[str] = []
+    runners = [threading.Thread(target=lambda n=n: outcomes.append(worker.run(n)))
+               for n in names]
+    for runner in runners:
+        runner.start()
+    wait_for(lambda: worker.instance.running() == JOBS, timeout=60, what="all 200 running")
+    # Threads beyond the handlers' own: the instance's and its one listener's few.
+    assert threading.active_count() - base - JOBS <= 5
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda n: store.cancel(n, principal="ops@example.com",
+                                             now=model.utcnow(), retention=timedelta(days=1),
+                                             reason="draining"), names))
+    started = time.monotonic()
+    for runner in runners:
+        runner.join(timeout=60)
+    assert time.monotonic() - started < 30
+    assert outcomes == ["cancelled"] * JOBS
+    for name in names:
+        record = store.get(name)
+        assert record["state"] == "CANCELLED" and record["error"]["code"] == 1
+        assert record["cancelRequestTime"] <= record["cancelAcknowledgeTime"] <= record["endTime"]
+    wait_for(lambda: threading.active_count() <= base, timeout=15,
+             what="the thread count back to its base")
