@@ -37,7 +37,7 @@ class Plan:
     throughput_per_client: int = 25
     throughput_rounds: int = 2
     propagation_trials: int = 100
-    rss_requests: int = 20_000
+    rss_requests: int = 10_000
     rss_first: int = 1_000
     token_cached: int = 20_000
     token_cold: int = 400
@@ -45,10 +45,10 @@ class Plan:
     count_operations: int = 20
     list_total: int = 10_000
     list_repeats: int = 15
-    floor_samples: int = 300
+    floor_samples: int = 200
     floor_warmup: int = 30
-    cold_rounds: int = 5
-    queue_trials: int = 40
+    cold_rounds: int = 3
+    queue_trials: int = 30
     scale_jobs: int = 1000
     ack_jobs: int = 100
     stubborn_jobs: int = 20

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import selectors
 import socket
 import threading
@@ -47,7 +48,7 @@ from lib.localstack import REPO, Process, free_port, start_all
 GRACE_SECONDS = 2.0
 CANCEL_CLIENTS = 16
 WORKER_THREADS = 1100
-PUSH_RATE = 100.0  # pushes a second
+CLAIMS_IN_FLIGHT = 20  # pushes not yet running, as Pub/Sub's push flow control
 
 
 def threads_of(pid: int) -> int:
@@ -61,7 +62,7 @@ def threads_of(pid: int) -> int:
 class ScaleWorker:
     """The worker function, and the pushes the bench makes to it as Pub/Sub
     would: one connection per delivery, held open while the job runs, and
-    delivered again (after a second) when the answer is not a 2xx."""
+    delivered again (exponential backoff) when the answer is not a 2xx."""
 
     stack: BenchStack
     process: Process | None = None
@@ -147,9 +148,11 @@ class ScaleWorker:
                     name, seq, tries = self._open.pop(sock)
                 sock.close()
                 if not head.startswith((b"HTTP/1.1 2", b"HTTP/1.0 2")):
+                    # Pub/Sub's retry policy: exponential backoff, with jitter.
+                    delay = min(32.0, 0.5 * 2 ** tries) * random.uniform(0.5, 1.5)
                     with self._lock:
                         self.redeliveries += 1
-                        self._due.append((time.monotonic() + 1.0, name, seq, tries + 1))
+                        self._due.append((time.monotonic() + delay, name, seq, tries + 1))
             now = time.monotonic()
             with self._lock:
                 due = [d for d in self._due if d[0] <= now]
@@ -195,8 +198,12 @@ def _cancel_all(stack: BenchStack, names: list[str]) -> None:
     headers = stack.auth()
 
     def cancel(name: str) -> None:
-        response = stack.session().post(f"{stack.url}/v1/{name}:cancel", headers=headers,
-                                        timeout=60)
+        for attempt in range(6):  # as clients do: 409 and 503 again, with backoff
+            response = stack.session().post(f"{stack.url}/v1/{name}:cancel", headers=headers,
+                                            timeout=60)
+            if response.status_code not in (409, 503):
+                break
+            time.sleep(0.2 * 2 ** attempt)
         if response.status_code != 200:
             raise RuntimeError(f"cancel {name}: {response.status_code} {response.text[:200]}")
 
@@ -248,16 +255,20 @@ def _round(stack: BenchStack, worker: ScaleWorker, parent: str, count: int,
            kind: str = "demo.countdown", params: dict[str, Any] | None = None,
            on_running: Callable[[], None] | None = None,
            figures: dict[str, float | None] | None = None) -> list[dict[str, Any]]:
-    """Seeds ``count`` jobs, pushes them (``PUSH_RATE`` a second, as Pub/Sub's
-    push ramps up), waits until all run, calls ``on_running``, cancels them all
-    at once, waits until they are done; returns the records of the jobs whose
+    """Seeds ``count`` jobs, pushes them (at most ``CLAIMS_IN_FLIGHT`` not yet
+    running), waits until all run, calls ``on_running``, cancels them all at
+    once, waits until they are done; returns the records of the jobs whose
     handler ran."""
     names = _names(parent, "job", count)
     _seed(stack, names, kind, params)
+    pushed = 0
     started = time.monotonic()
-    for i, name in enumerate(names):
-        time.sleep(max(0.0, started + i / PUSH_RATE - time.monotonic()))
-        worker.push(name, i)
+    while pushed < count and time.monotonic() - started < 240:
+        running = len(_handled(worker, parent))
+        while pushed < count and pushed - running < CLAIMS_IN_FLIGHT:
+            worker.push(names[pushed], pushed)
+            pushed += 1
+        time.sleep(0.02)
     running = _wait_running(stack, worker, parent, count)
     if on_running is not None:
         on_running()
@@ -323,7 +334,7 @@ def concurrency(stack: BenchStack, jobs: int, ack_jobs: int, stubborn: int,
 
         progress(f"scale: forced end, {stubborn} stubborn jobs, grace {GRACE_SECONDS:g} s")
         records = _round(stack, worker, f"projects/bench-scale/locations/s{stubborn}", stubborn,
-                         kind="bench.stubborn", params={"seconds": GRACE_SECONDS + 4})
+                         kind="bench.stubborn", params={"seconds": GRACE_SECONDS + 20})
         forced = [r for r in records
                   if (r.get("error") or {}).get("reason") == model.CANCEL_FORCED]
         # A job not forced ended when its handler returned (after ``seconds``):
