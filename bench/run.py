@@ -137,8 +137,12 @@ def main(argv: list[str] | None = None) -> int:
 
         progress("firestore reads and writes per call")
         figures.update(inprocess.firestore_counts(stack, plan.count_operations))
-        scale.concurrency(stack, plan.scale_jobs, plan.ack_jobs, plan.stubborn_jobs, figures,
-                          progress)
+        try:
+            scale.concurrency(stack, plan.scale_jobs, plan.ack_jobs, plan.stubborn_jobs,
+                              figures, progress)
+        except RuntimeError as exc:  # a figure missing, not the whole bench
+            notes["concurrent_jobs"] = f"scale round failed: {exc}"[:200]
+            progress(notes["concurrent_jobs"])
         scale.writes_per_job_hour(stack, plan.writes_jobs, plan.writes_window_s, figures,
                                   progress)
         progress("list pages")
