@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             scale.concurrency(stack, plan.scale_jobs, plan.ack_jobs, plan.stubborn_jobs,
                               figures, progress)
-        except RuntimeError as exc:  # a figure missing, not the whole bench
+        except (RuntimeError, ValueError) as exc:  # a figure missing, not the whole bench
             notes["concurrent_jobs"] = f"scale round failed: {exc}"[:200]
             progress(notes["concurrent_jobs"])
         scale.writes_per_job_hour(stack, plan.writes_jobs, plan.writes_window_s, figures,

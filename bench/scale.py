@@ -42,7 +42,7 @@ from typing import Any
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from bench.floor import _argv, function_pid
-from bench.measure import percentile
+from bench.measure import percentile_or_none
 from bench.stack import BenchStack, job_record, rss_kib
 from lib import model
 from lib.localstack import REPO, Process, free_port, start_all
@@ -321,8 +321,8 @@ def concurrency(stack: BenchStack, jobs: int, ack_jobs: int, stubborn: int,
         progress(f"scale: cancel acknowledged, {ack_jobs} running jobs")
         records = _round(stack, worker, f"projects/bench-scale/locations/a{ack_jobs}", ack_jobs)
         acks = [_ms(r["cancelAcknowledgeTime"], r["cancelRequestTime"]) for r in records]
-        figures.update(cancel_ack_p50_ms=percentile(acks, 50),
-                       cancel_ack_p99_ms=percentile(acks, 99))
+        figures.update(cancel_ack_p50_ms=percentile_or_none(acks, 50),
+                       cancel_ack_p99_ms=percentile_or_none(acks, 99))
 
         progress(f"scale: forced end, {stubborn} stubborn jobs, grace {GRACE_SECONDS:g} s")
         records = _round(stack, worker, f"projects/bench-scale/locations/s{stubborn}", stubborn,
@@ -333,23 +333,23 @@ def concurrency(stack: BenchStack, jobs: int, ack_jobs: int, stubborn: int,
         # its overshoot counts too, it is what the user waited.
         over = [_ms(r["endTime"], r["cancelAcknowledgeTime"]) - GRACE_SECONDS * 1e3
                 for r in records]
-        figures.update(forced_end_overshoot_p50_ms=percentile(over, 50),
-                       forced_end_overshoot_p99_ms=percentile(over, 99),
-                       forced_end_share=len(forced) / len(records))
+        figures.update(forced_end_overshoot_p50_ms=percentile_or_none(over, 50),
+                       forced_end_overshoot_p99_ms=percentile_or_none(over, 99),
+                       forced_end_share=len(forced) / len(records) if records else None)
         progress(f"scale: {jobs} jobs at once in one worker process")
         records = _round(stack, worker, f"projects/bench-scale/locations/n{jobs}", jobs,
                          on_running=sample, figures=figures)
         acks = [_ms(r["cancelAcknowledgeTime"], r["cancelRequestTime"]) for r in records]
         figures.update(
             concurrent_jobs=seen["running"],
-            concurrent_cancel_ack_p50_ms=percentile(acks, 50),
-            concurrent_cancel_ack_p99_ms=percentile(acks, 99),
+            concurrent_cancel_ack_p50_ms=percentile_or_none(acks, 50),
+            concurrent_cancel_ack_p99_ms=percentile_or_none(acks, 99),
             worker_idle_threads=idle_threads,
             worker_threads_running=seen["threads"],
-            worker_threads_per_job=(seen["threads"] - idle_threads) / seen["running"],
+            worker_threads_per_job=(seen["threads"] - idle_threads) / max(1, seen["running"]),
             worker_idle_rss_mib=idle_rss / 1024,
             worker_rss_running_mib=seen["rss"] / 1024,
-            worker_rss_per_job_kib=(seen["rss"] - idle_rss) / seen["running"],
+            worker_rss_per_job_kib=(seen["rss"] - idle_rss) / max(1, seen["running"]),
             concurrent_redeliveries=worker.redeliveries)
 
     finally:
