@@ -140,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             scale.concurrency(stack, plan.scale_jobs, plan.ack_jobs, plan.stubborn_jobs,
                               figures, progress)
-        except (RuntimeError, ValueError) as exc:  # a figure missing, not the whole bench
+        except Exception as exc:  # a figure missing, not the whole bench
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             notes["concurrent_jobs"] = f"scale round failed: {exc}"[:200]
             progress(notes["concurrent_jobs"])
         scale.writes_per_job_hour(stack, plan.writes_jobs, plan.writes_window_s, figures,

@@ -39,6 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from bench.floor import _argv, function_pid
@@ -198,21 +199,29 @@ def _seed(stack: BenchStack, names: list[str], kind: str = "demo.countdown",
     stack.seed(records)
 
 
-def _cancel_all(stack: BenchStack, names: list[str]) -> None:
+def _cancel_all(stack: BenchStack, names: list[str]) -> int:
+    """Cancels ``names`` over HTTP from 16 client threads, as clients do (409,
+    503 and timeouts again, with backoff); returns how many never got a 200."""
     headers = stack.auth()
 
-    def cancel(name: str) -> None:
-        for attempt in range(6):  # as clients do: 409 and 503 again, with backoff
-            response = stack.session().post(f"{stack.url}/v1/{name}:cancel", headers=headers,
-                                            timeout=60)
+    def cancel(name: str) -> bool:
+        for attempt in range(6):
+            try:
+                response = stack.session().post(f"{stack.url}/v1/{name}:cancel",
+                                                headers=headers, timeout=30)
+            except requests.RequestException:
+                time.sleep(0.2 * 2 ** attempt)
+                continue
+            if response.status_code == 200:
+                return True
             if response.status_code not in (409, 503):
-                break
+                raise RuntimeError(f"cancel {name}: {response.status_code} "
+                                   f"{response.text[:200]}")
             time.sleep(0.2 * 2 ** attempt)
-        if response.status_code != 200:
-            raise RuntimeError(f"cancel {name}: {response.status_code} {response.text[:200]}")
+        return False
 
     with ThreadPoolExecutor(CANCEL_CLIENTS) as pool:
-        list(pool.map(cancel, names))
+        return sum(not ok for ok in pool.map(cancel, names))
 
 
 def _records(stack: BenchStack, names: list[str]) -> list[dict[str, Any]]:
@@ -281,7 +290,9 @@ def _round(stack: BenchStack, worker: ScaleWorker, parent: str, count: int,
         # Claimed (RUNNING under this instance) but no handler: the claim's
         # commit landed after the client gave up on it (see BENCHMARKS.md).
         figures["claims_orphaned"] = count - running
-    _cancel_all(stack, names)
+    failed = _cancel_all(stack, handled)  # the others never ran: nothing to cancel
+    if figures is not None:
+        figures["cancels_unanswered"] = failed
     wanted = set(handled)
     # Measured on those that ended; the rest are counted as not done.
     with contextlib.suppress(RuntimeError):
