@@ -141,8 +141,6 @@ def main(argv: list[str] | None = None) -> int:
             scale.concurrency(stack, plan.scale_jobs, plan.ack_jobs, plan.stubborn_jobs,
                               figures, progress)
         except Exception as exc:  # a figure missing, not the whole bench
-            if isinstance(exc, KeyboardInterrupt):
-                raise
             notes["concurrent_jobs"] = f"scale round failed: {exc}"[:200]
             progress(notes["concurrent_jobs"])
         scale.writes_per_job_hour(stack, plan.writes_jobs, plan.writes_window_s, figures,
