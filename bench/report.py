@@ -164,7 +164,7 @@ def results(figures: Figures, elapsed_s: float, load_start: float) -> dict[str, 
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in data.items()}
+    rounded = {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in data.items()}
     path.write_text(json.dumps(rounded, indent=2) + "\n")
 
 
