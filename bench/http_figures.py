@@ -6,7 +6,7 @@ Firestore work done directly with google-cloud-firestore on the same emulator.
 - get_overhead_ratio: median GET over HTTP ÷ median direct document read.
 - cancel_throughput_ratio: cancels/s over HTTP at 16 clients ÷ direct
   transactions/s at 16 threads, every call on an operation of its own.
-- rss_growth_ratio: VmRSS of the function's gunicorn worker after 20,000 mixed
+- rss_growth_ratio: VmRSS of the function's gunicorn worker after all the mixed
   requests ÷ after the first 1,000.
 """
 

@@ -6,8 +6,10 @@ of the kind the filter selects, each a millisecond newer than the last. The
 bench walks the pages with ``nextPageToken`` once, then fetches page 1 and page
 50 (its token reused) alternately, each next to the same Firestore query made
 directly (parent and kind equalities, newest first, keyset cursor), which shows
-what the emulator itself charges for a deep page. While ListOperations answers
-501 the figure is ``None``.
+what the emulator itself charges for a deep page. Beside them, the first page
+of a filter the service cannot push into the query (``NOT``/``OR``, matching
+none of them): ``list_unindexed_first_page_ms`` and its ratio to page 1.
+While ListOperations answers 501 the figure is ``None``.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from lib.core import model
 
 PARENT = "projects/bench-list/locations/us"
 FILTER = 'metadata.kind = "demo.countdown"'
+# NOT and OR cannot go into the Firestore query: the service scans. It matches
+# none of the 10,000 operations, the worst case for a scan.
+UNINDEXED_FILTER = 'NOT (metadata.kind = "demo.countdown" OR metadata.kind = "bench.other")'
 OTHER_KIND = "bench.other"
 
 
-def _page(stack: BenchStack, page_size: int, token: str | None) -> tuple[float, Any]:
-    query = {"pageSize": page_size, "filter": FILTER}
+def _page(stack: BenchStack, page_size: int, token: str | None,
+          filter_: str = FILTER) -> tuple[float, Any]:
+    query: dict[str, Any] = {"pageSize": page_size, "filter": filter_}
     if token:
         query["pageToken"] = token
     url = f"{stack.url}/v1/{PARENT}/operations?{urlencode(query)}"
@@ -102,8 +108,14 @@ def list_page_ratio(stack: BenchStack, total: int, page_size: int, target_page: 
     last: list[float] = []
     direct_first: list[float] = []
     direct_last: list[float] = []
+    unindexed: list[float] = []
+    unindexed_sizes: list[int] = []
     note = None
     for i in range(repeats):
+        seconds, response = _page(stack, page_size, None, UNINDEXED_FILTER)
+        if response.status_code == 200:
+            unindexed.append(seconds)
+            unindexed_sizes.append(len(response.json().get("operations", [])))
         direct_first.append(_direct_page(stack, page_size, None))
         order = [(None, first), (tokens[target_page - 1], last)]
         if i % 2:
@@ -118,7 +130,13 @@ def list_page_ratio(stack: BenchStack, total: int, page_size: int, target_page: 
         if note:
             first, last = [walk[0]], [walk[-1]]
             break
+    extra: dict[str, float | None] = {}
+    if unindexed:
+        extra = {"list_unindexed_first_page_ms": median(unindexed) * 1e3,
+                 "list_unindexed_first_page_size": median(unindexed_sizes),
+                 "list_unindexed_vs_page1_ratio": median(unindexed) / median(first)}
     return {
+        **extra,
         "list_page1_ms": median(first) * 1e3,
         f"list_page{target_page}_ms": median(last) * 1e3,
         "list_page_ratio": median(last) / median(first),

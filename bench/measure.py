@@ -13,6 +13,11 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+def percentile_or_none(values: Sequence[float], q: float) -> float | None:
+    """``percentile``, or None when there are no samples."""
+    return percentile(values, q) if values else None
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100), linear between closest ranks."""
     ordered = sorted(values)

@@ -8,7 +8,8 @@ one clock (``time.perf_counter``). The handler is the bench's own kind,
 ``bench.wait``: it waits on ``ctx.cancelled`` and notes when it wakes.
 
 With the listener (production default) the cancel arrives by the Firestore
-``on_snapshot`` push; without it, by the heartbeat's poll (every
+``on_snapshot`` push (one query listener per worker instance); without it,
+by the heartbeat's poll (every
 ``POLL_HEARTBEAT_SECONDS``), and the cancel is sent at a random phase of it.
 """
 
@@ -29,7 +30,7 @@ from bench.stack import BenchStack, job_record
 from lib import kinds
 from lib.core import model
 from lib.core.config import Settings
-from lib.core.store import FirestoreOperationStore, Unsubscribe
+from lib.core.store import FirestoreOperationStore, Listener
 from lib.jobs.worker import OperationWorker
 
 KIND = "bench.wait"
@@ -70,18 +71,19 @@ def _register_kind() -> None:
 
 
 class ObservedStore(FirestoreOperationStore):
-    """The real store; ``watch`` also tells the trial when the listener's first
-    snapshot has arrived, so a cancel is never sent before the listener is live."""
+    """The real store; its instance listener also tells each trial when its
+    operation first reached the listener (the claim), so a cancel is never
+    sent before the listener covers the job."""
 
-    def watch(self, name: str,
-              on_change: Callable[[dict[str, Any] | None], None]) -> Unsubscribe:
-        trial = _TRIALS[name]
+    def watch_held(self, owner: str,
+                   on_change: Callable[[str, dict[str, Any] | None], None]) -> Listener:
+        def observed(name: str, record: dict[str, Any] | None) -> None:
+            on_change(name, record)
+            trial = _TRIALS.get(name)
+            if trial is not None:
+                trial.listening.set()
 
-        def observed(record: dict[str, Any] | None) -> None:
-            on_change(record)
-            trial.listening.set()
-
-        return super().watch(name, observed)
+        return super().watch_held(owner, observed)
 
 
 def run(stack: BenchStack, *, listener: bool, trials: int, concurrency: int,

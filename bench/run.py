@@ -21,7 +21,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: import from the repo root, not bench/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import http_figures, inprocess, listing, propagation, report
+from bench import floor, http_figures, inprocess, listing, propagation, report, scale
 from bench.stack import BenchStack, new_work_dir
 from lib.tools.localstack import StackError
 
@@ -37,7 +37,7 @@ class Plan:
     throughput_per_client: int = 25
     throughput_rounds: int = 2
     propagation_trials: int = 100
-    rss_requests: int = 20_000
+    rss_requests: int = 10_000
     rss_first: int = 1_000
     token_cached: int = 20_000
     token_cold: int = 400
@@ -45,12 +45,23 @@ class Plan:
     count_operations: int = 20
     list_total: int = 10_000
     list_repeats: int = 15
+    floor_samples: int = 200
+    floor_warmup: int = 30
+    cold_rounds: int = 3
+    queue_trials: int = 30
+    scale_jobs: int = 1000
+    ack_jobs: int = 100
+    stubborn_jobs: int = 20
+    writes_jobs: int = 100
+    writes_window_s: float = 30.0
 
 
 QUICK = Plan(latency_samples=40, latency_warmup=10, throughput_per_client=8,
              throughput_rounds=1, propagation_trials=20, rss_requests=3_000, rss_first=1_000,
              token_cached=2_000, token_cold=60, import_runs=2, count_operations=5,
-             list_total=5_200, list_repeats=3)
+             list_total=5_200, list_repeats=3, floor_samples=60, floor_warmup=10,
+             cold_rounds=1, queue_trials=10, scale_jobs=200, ack_jobs=20, stubborn_jobs=5,
+             writes_jobs=100, writes_window_s=10.0)
 
 
 class Progress:
@@ -101,6 +112,20 @@ def main(argv: list[str] | None = None) -> int:
         figures.update(http.figures)
         samples.update(http.samples)
 
+        progress("the floor: bare functions-framework functions beside ours")
+        bare = floor.Bare(stack)
+        bare.start()
+        try:
+            progress("get and cancel: ours vs bare, latency and CPU per request")
+            floor.versus_bare(stack, bare, plan.floor_samples, plan.floor_warmup, figures,
+                              samples)
+            progress("queue latency: create answered → claimed vs publish → push")
+            floor.queue_latency(stack, bare, plan.queue_trials, figures)
+            progress("cold start: spawn → first 200, ours vs bare")
+            floor.cold_start(stack, bare, plan.cold_rounds, figures)
+        finally:
+            bare.stop()
+
         progress("propagation: listener")
         listener = propagation.run(stack, listener=True, trials=plan.propagation_trials,
                                    concurrency=2, label="listener")
@@ -112,6 +137,14 @@ def main(argv: list[str] | None = None) -> int:
 
         progress("firestore reads and writes per call")
         figures.update(inprocess.firestore_counts(stack, plan.count_operations))
+        try:
+            scale.concurrency(stack, plan.scale_jobs, plan.ack_jobs, plan.stubborn_jobs,
+                              figures, progress)
+        except Exception as exc:  # a figure missing, not the whole bench
+            notes["concurrent_jobs"] = f"scale round failed: {exc}"[:200]
+            progress(notes["concurrent_jobs"])
+        scale.writes_per_job_hour(stack, plan.writes_jobs, plan.writes_window_s, figures,
+                                  progress)
         progress("list pages")
         listed, note = listing.list_page_ratio(stack, plan.list_total, 50, 50, plan.list_repeats)
         figures.update(listed)
@@ -143,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     print()
     print(report.table(figures, notes))
+    print()
+    print(report.table(figures, notes, report.CONTINUITY))
     print()
     print(report.details(figures))
     print(f"\n{data['machine']}; {data['date']}; commit {data['git_commit']}; "
