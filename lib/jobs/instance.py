@@ -91,9 +91,12 @@ class WorkerInstance:
         never point at an instance lease that is not there."""
         with self._renew_lock:  # one renewal for many concurrent first claims
             if self._monotonic() - self._renewed_at >= self._settings.heartbeat_seconds:
-                self._store.renew_instance(self.owner, now=self._clock(),
-                                           lease_seconds=self._settings.lease_seconds)
-                self._renewed_at = self._monotonic()
+                self._renew_lease()
+
+    def _renew_lease(self) -> None:
+        self._store.renew_instance(self.owner, now=self._clock(),
+                                   lease_seconds=self._settings.lease_seconds)
+        self._renewed_at = self._monotonic()
 
     def reserve(self, name: str) -> bool:
         """Marks ``name`` as being claimed here; False if this process already
@@ -207,9 +210,7 @@ class WorkerInstance:
 
     def _renew(self) -> None:
         try:
-            self._store.renew_instance(self.owner, now=self._clock(),
-                                       lease_seconds=self._settings.lease_seconds)
-            self._renewed_at = self._monotonic()
+            self._renew_lease()
         except exceptions.GoogleAPICallError as exc:
             log.warning("instance lease renewal failed; retrying", extra=fields(
                 instance=self.owner, reason=errors.reason(exc)))

@@ -30,19 +30,13 @@ from lib.jobs.sweep import RecoverySweep
 from lib.jobs.worker import OperationWorker
 from lib.kinds import Param, register
 from lib.tools.localstack import REPO
+from tests.waiting import wait_for
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0,
                     cancel_grace_seconds=30)
 GRACE = 0.6
 RETENTION = timedelta(days=1)
 _seen: dict[str, list] = {}
-
-
-def wait_for(condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def create(store, unique, kind, name="op", deadline=None, **params):
@@ -63,7 +57,7 @@ def cancel(store, name, reason="the export is no longer needed"):
 
 def cancel_once_running(store, name, **kwargs):
     def run():
-        wait_for(lambda: store.get(name)["state"] == "RUNNING")
+        wait_for(lambda: store.get(name)["state"] == "RUNNING", timeout=20)
         time.sleep(0.1)
         cancel(store, name, **kwargs)
 
@@ -185,7 +179,7 @@ def test_a_handler_that_ignores_its_cancel_is_ended_after_the_grace(store, uniqu
     committed = {}
 
     def cancel_it():
-        wait_for(lambda: store.get(name)["state"] == "RUNNING")
+        wait_for(lambda: store.get(name)["state"] == "RUNNING", timeout=20)
         time.sleep(0.1)
         cancel(store, name)
         committed["at"] = time.monotonic()
@@ -320,7 +314,7 @@ def test_a_handler_whose_operation_ended_elsewhere_sees_lease_lost(store, unique
     name = create(store, unique, f"test.lost.{unique}")
 
     def end_it_elsewhere():
-        wait_for(lambda: store.get(name)["state"] == "RUNNING")
+        wait_for(lambda: store.get(name)["state"] == "RUNNING", timeout=20)
         lease = store.get(name)["lease"]
         store.finish(name, Lease(lease["owner"], lease["token"]),
                      lambda r: model.failed_changes(10, "ended by an operator",
@@ -366,7 +360,7 @@ def test_a_cancelled_operation_ends_even_if_its_worker_process_stops(store, uniq
         cwd=REPO, env={**os.environ, **emulators.env(), "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL)
     try:
-        wait_for(lambda: store.get(name)["state"] == "RUNNING")
+        wait_for(lambda: store.get(name)["state"] == "RUNNING", timeout=20)
         cancel(store, name)
         cancelled_at = time.monotonic()
         child.send_signal(sig)

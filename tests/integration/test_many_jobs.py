@@ -50,5 +50,6 @@ def test_200_jobs_at_once_in_one_process_all_cancelled_at_once(store, unique):
         record = store.get(name)
         assert record["state"] == "CANCELLED" and record["error"]["code"] == 1
         assert record["cancelRequestTime"] <= record["cancelAcknowledgeTime"] <= record["endTime"]
-    wait_for(lambda: threading.active_count() <= base, timeout=15,
-             what="the thread count back to its base")
+    wait_for(lambda: threading.active_count() <= base, timeout=45,
+             what="the thread count back to its base (threads now: "
+                  f"{sorted(t.name for t in threading.enumerate())})")

@@ -20,18 +20,9 @@ from lib.core.config import Settings
 from lib.jobs.worker import OperationWorker, job_name
 from lib.kinds import Param, register
 from tests.leases import claim_as
+from tests.waiting import wait_for
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0)
-
-
-def wait_for(condition, timeout=10.0):
-    """True once ``condition()`` is, False if it never is within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def cancel_soon(store, name, after=0.3):
@@ -93,7 +84,7 @@ def test_the_instance_thread_and_listener_end_with_the_last_job(store, queued):
     sampler.join()
     before.add(sampler.ident)
     assert "worker instance" in during and any("ConsumeBidi" in n for n in during)
-    assert wait_for(lambda: not [t for t in threading.enumerate()
+    wait_for(lambda: not [t for t in threading.enumerate()
                                  if t.ident not in before and t.is_alive()])
 
 
