@@ -160,6 +160,7 @@ class OperationStore(Protocol):
     def watch_held(self, owner: str,
                    on_change: Callable[[str, dict[str, Any] | None], None]) -> Listener: ...
     def cancels_held(self, owner: str) -> list[dict[str, Any]]: ...
+    def get_many(self, names: Sequence[str]) -> dict[str, dict[str, Any] | None]: ...
     def pending_events(self, marked_before: datetime,
                        limit: int) -> list[lifecycle.EventMessage]: ...
     def deliver_events(self, messages: Sequence[lifecycle.EventMessage]) -> int: ...
@@ -422,9 +423,17 @@ class FirestoreOperationStore:
 
     def watch_held(self, owner: str,
                    on_change: Callable[[str, dict[str, Any] | None], None]) -> Listener:
-        """One listener for every operation ``owner`` holds: ``on_change(name,
-        record)`` on each change, ``record`` None once it left the set (ended,
-        deleted, or taken over by another instance)."""
+        """One listener for the operations ``owner`` holds whose cancel was
+        requested: ``on_change(name, record)`` on each change, ``record`` None
+        once it left the set (ended, deleted, or taken over).
+
+        Only pending cancels, not every held operation: the client re-sorts
+        the listener's whole result set in Python on every change, so a set
+        of every running job (each progress write a change) would cost
+        O(n log n) per write under the GIL. A takeover needs the instance
+        lease to lapse, and the instance checks its jobs when that may have
+        happened (``WorkerInstance``).
+        """
 
         def on_snapshot(_snapshots: list[Any], changes: list[Any], _read_time: Any) -> None:
             for change in changes:
@@ -433,15 +442,29 @@ class FirestoreOperationStore:
                 if isinstance(name, str):
                     on_change(name, None if change.type.name == "REMOVED" else record)
 
-        query = self._collection.where(filter=FieldFilter("lease.owner", "==", owner))
-        return _QueryListener(query.on_snapshot(on_snapshot))
+        return _QueryListener(self._cancels_held(owner).on_snapshot(on_snapshot))
 
     def cancels_held(self, owner: str) -> list[dict[str, Any]]:
         """The listener's fallback: operations ``owner`` holds whose cancel was
         requested (usually none: one read)."""
-        query = (self._collection.where(filter=FieldFilter("lease.owner", "==", owner))
-                 .where(filter=FieldFilter("cancelRequested", "==", True)))
-        return self._query(query)
+        return self._query(self._cancels_held(owner))
+
+    def _cancels_held(self, owner: str) -> Any:
+        return (self._collection.where(filter=FieldFilter("lease.owner", "==", owner))
+                .where(filter=FieldFilter("cancelRequested", "==", True)))
+
+    def get_many(self, names: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """The records of ``names`` (None for those that are gone), in one
+        batched read."""
+        with _translated():
+            snapshots = list(self._client.get_all([self._ref(name) for name in names]))
+        self.counter.add(reads=max(1, len(snapshots)))
+        found: dict[str, dict[str, Any] | None] = dict.fromkeys(names)
+        for snapshot in snapshots:
+            record = _record(snapshot)
+            if record is not None:
+                found[record["name"]] = record
+        return found
 
     def _run(self, body: Callable[..., Any], ref: firestore.DocumentReference, *args: Any) -> Any:
         """Runs a transaction body; counts its reads and writes.

@@ -7,8 +7,12 @@ Per process, not per job:
   heartbeat, keeps every job the process runs alive; each job keeps its own
   fencing token, so every job write stays fenced.
 - **Cancels, by push.** One Firestore query listener on the operations this
-  instance holds dispatches a requested cancel to the job's context; a poll
-  of the same set each heartbeat is the fallback.
+  instance holds whose cancel was requested dispatches it to the job's
+  context; a poll of the same set each heartbeat is the fallback.
+- **Takeovers.** Another worker can take a job only once this instance's
+  lease has run out; when a renewal comes so late that it might have, every
+  job is read again, and one taken over or ended elsewhere learns it lost
+  its lease. (Its next write would fail on its fencing token anyway.)
 - **Clocks.** The same thread keeps each job's deadline and grace clock: a
   handler that has not returned ``grace`` seconds after it saw its cancel is
   ended (CANCELLED, ``CANCEL_FORCED``), its cleanups run once, its writes are
@@ -77,6 +81,7 @@ class WorkerInstance:
         self._thread: threading.Thread | None = None
         self._listener: Listener | None = None
         self._renewed_at = float("-inf")
+        self._lease_from = float("-inf")  # when the lease now held was written
         self._idle_since: float | None = None
         self._to_check: set[str] = set()
         self._claiming: set[str] = set()
@@ -94,9 +99,22 @@ class WorkerInstance:
                 self._renew_lease()
 
     def _renew_lease(self) -> None:
+        """Renews the instance lease (the caller holds ``_renew_lock``). A
+        renewal that lands half a lease or more after the one before it may
+        have let the lease lapse: every job is then read again."""
+        started = self._monotonic()
         self._store.renew_instance(self.owner, now=self._clock(),
                                    lease_seconds=self._settings.lease_seconds)
         self._renewed_at = self._monotonic()
+        late = self._renewed_at - self._lease_from >= self._settings.lease_seconds / 2
+        self._lease_from = started
+        if late:
+            with self._lock:
+                self._to_check.update(self._jobs)
+            if self._to_check:
+                log.warning("instance lease renewed late; checking its jobs", extra=fields(
+                    instance=self.owner, jobs=len(self._to_check)))
+                self._wake.set()
 
     def reserve(self, name: str) -> bool:
         """Marks ``name`` as being claimed here; False if this process already
@@ -141,7 +159,7 @@ class WorkerInstance:
     # Notifications.
 
     def _on_change(self, name: str, record: dict[str, Any] | None) -> None:
-        """The listener: a held operation changed, or left this instance's set."""
+        """The listener: a held operation with a cancel changed, or left the set."""
         job = self._jobs.get(name)
         if job is None or job.finishing:
             return
@@ -210,7 +228,8 @@ class WorkerInstance:
 
     def _renew(self) -> None:
         try:
-            self._renew_lease()
+            with self._renew_lock:
+                self._renew_lease()
         except exceptions.GoogleAPICallError as exc:
             log.warning("instance lease renewal failed; retrying", extra=fields(
                 instance=self.owner, reason=errors.reason(exc)))
@@ -223,11 +242,9 @@ class WorkerInstance:
             return
         listener = self._listener
         if listener is not None and not listener.alive():
+            # A cancel requested while it was down is found by the poll below.
             log.warning("cancel listener stopped; starting a new one",
                         extra=fields(instance=self.owner))
-            with self._lock:
-                # What changed while it was down is read again, job by job.
-                self._to_check.update(job.name for job in jobs)
             self._listener = self._store.watch_held(self.owner, self._on_change)
             listener.close()
         try:
@@ -242,18 +259,24 @@ class WorkerInstance:
                 job.observe(record)
 
     def _check_left(self) -> None:
-        """Operations that left this instance's set: deleted, ended, or taken over."""
+        """Reads the jobs that may have been deleted, ended or taken over:
+        they left the listener's set, or the instance lease may have lapsed."""
         with self._lock:
             names, self._to_check = self._to_check, set()
-        for name in names:
+        names = {name for name in names
+                 if (job := self._jobs.get(name)) is not None and not job.finishing}
+        if not names:
+            return
+        try:
+            records = self._store.get_many(sorted(names))
+        except exceptions.GoogleAPICallError:
+            with self._lock:
+                self._to_check.update(names)  # the next pass reads them again
+            return
+        for name, record in records.items():
             job = self._jobs.get(name)
-            if job is None or job.finishing:
-                continue
-            try:
-                job.observe(self._store.get(name))
-            except exceptions.GoogleAPICallError:
-                with self._lock:
-                    self._to_check.add(name)  # the next pass reads it again
+            if job is not None and not job.finishing:
+                job.observe(record)
 
     def _write_acks(self, now: float) -> None:
         with self._lock:

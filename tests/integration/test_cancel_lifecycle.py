@@ -21,15 +21,17 @@ from datetime import timedelta
 
 import pytest
 from google.api_core import exceptions
+from google.cloud import firestore
 
 from lib.core import model
 from lib.core.config import Settings
 from lib.core.publisher import PubSubJobPublisher
-from lib.core.store import FirestoreOperationStore, Lease
+from lib.core.store import FirestoreOperationStore
 from lib.jobs.sweep import RecoverySweep
 from lib.jobs.worker import OperationWorker
 from lib.kinds import Param, register
 from lib.tools.localstack import REPO
+from tests.leases import claim_as, instance_expired
 from tests.waiting import wait_for
 
 SETTINGS = Settings(heartbeat_seconds=0.2, progress_min_interval_seconds=0,
@@ -300,32 +302,55 @@ def test_a_stubborn_handler_past_its_deadline_is_forced_with_code_4(store, uniqu
                                   "metadata": {"forced": "true"}}
 
 
-def test_a_handler_whose_operation_ended_elsewhere_sees_lease_lost(store, unique):
+class PartitionedStore(FirestoreOperationStore):
+    """A store whose instance-lease renewals fail while ``partitioned`` is set,
+    as they would while this worker cannot reach Firestore."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.partitioned = threading.Event()
+
+    def renew_instance(self, owner, **kwargs):
+        if self.partitioned.is_set():
+            raise exceptions.ServiceUnavailable("partitioned")
+        return super().renew_instance(owner, **kwargs)
+
+
+def test_a_handler_whose_job_was_taken_over_while_its_lease_lapsed_sees_lease_lost(
+        emulators, unique):
+    client = firestore.Client(project=emulators.project)
+    store = PartitionedStore(client, f"ops-{unique}")
+    elsewhere = FirestoreOperationStore(client, f"ops-{unique}")  # another worker's
     causes = []
 
     @register(f"test.lost.{unique}", params={"key": Param(str)})
-    def watches(ctx, params):
+    def waits(ctx, params):
         try:
-            ctx.sleep(30)
+            ctx.sleep(30)  # never writes: only the instance can tell it
         finally:
             causes.append(ctx.cancellation and ctx.cancellation.cause)
         return {}
 
     name = create(store, unique, f"test.lost.{unique}")
 
-    def end_it_elsewhere():
+    def partition_then_take_over():
         wait_for(lambda: store.get(name)["state"] == "RUNNING", timeout=20)
-        lease = store.get(name)["lease"]
-        store.finish(name, Lease(lease["owner"], lease["token"]),
-                     lambda r: model.failed_changes(10, "ended by an operator",
-                                                    now=model.utcnow(), retention=RETENTION))
+        owner = store.get(name)["lease"]["owner"]
+        store.partitioned.set()
+        wait_for(lambda: instance_expired(store, owner), timeout=20)
+        assert claim_as(elsewhere, name, owner="worker-b") is not None
+        store.partitioned.clear()
 
-    thread = threading.Thread(target=end_it_elsewhere)
+    thread = threading.Thread(target=partition_then_take_over)
     thread.start()
-    assert OperationWorker(store, SETTINGS).run(name) == "lease_lost"
+    started = time.monotonic()
+    worker = OperationWorker(store, replace(SETTINGS, lease_seconds=1))
+    assert worker.run(name) == "lease_lost"
     thread.join()
+    assert time.monotonic() - started < 20  # told, not left to sleep its 30 s
     assert causes == ["lease_lost"]
-    assert store.get(name)["error"]["message"] == "ended by an operator"
+    record = store.get(name)
+    assert (record["state"], record["lease"]["owner"]) == ("RUNNING", "worker-b")
 
 
 STUBBORN_PROCESS = textwrap.dedent("""
