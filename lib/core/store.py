@@ -318,9 +318,11 @@ class FirestoreOperationStore:
         Keyset pagination: the cursor goes into the query (``start_after``), so
         page 200 costs what page 1 costs. Equalities and createTime bounds run
         in Firestore; ``matches`` re-checks everything in memory, reading on in
-        chunks while the filter rejects documents, but no more than
-        ``scan_limit`` documents in one call (or ``size + 1``, if larger): a
-        filter that matches little then gives a short page that continues.
+        chunks while the filter rejects documents. A call that has to read on
+        stops once those further reads have taken as long as its first one
+        (so it answers in about twice the time of a page Firestore filters),
+        or at ``scan_limit`` documents (or ``size + 1``, if larger): a filter
+        that matches little then gives a short page that continues.
         """
         query = self._collection.where(filter=FieldFilter("parent", "==", parent))
         for path, value in equalities.items():
@@ -333,13 +335,18 @@ class FirestoreOperationStore:
         budget = max(scan_limit, size + 1)
         chunk = size + 1
         cursor = after
+        stop_at: float | None = None  # twice the first read's time, from its start
         while True:
             page = query
             if cursor is not None:
                 page = page.start_after({"createTime": cursor[0],
                                          "__name__": self._collection.document(cursor[1])})
+            started = time.monotonic()
             with _translated():
                 snapshots = list(page.limit(chunk).stream())
+            took = time.monotonic() - started
+            if stop_at is None:
+                stop_at = started + 2 * took
             self.counter.add(reads=max(1, len(snapshots)))
             budget -= len(snapshots)
             for snapshot in snapshots:
@@ -354,9 +361,11 @@ class FirestoreOperationStore:
                 return Page(found)
             last = snapshots[-1]
             cursor = (last.get("createTime"), last.id)
-            if budget <= 0:
-                return Page(found, cursor)  # the scan limit: a short page that continues
-            chunk = min(chunk * 2, 1000, budget)
+            # The next chunk is what the time left reads at this chunk's pace.
+            fits = int(len(snapshots) * (stop_at - time.monotonic()) / max(took, 1e-6))
+            if budget <= 0 or fits < 1:
+                return Page(found, cursor)  # a short page that continues the scan
+            chunk = min(chunk * 2, 1000, budget, fits)
 
     def stale_running(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """RUNNING operations whose instance lease expired: their worker is gone."""

@@ -225,8 +225,9 @@ def test_list_reads_scale_with_the_page_not_with_the_offset(service, store, seed
 def test_a_filter_firestore_cannot_run_reads_at_most_the_scan_limit_per_call(
         store, seed, emulators, filter_text):
     """5,000 operations, a filter that matches none: each call reads at most
-    LIST_SCAN_LIMIT documents and answers a short (empty) page whose token
-    continues the scan; walking the tokens ends, having read each document once."""
+    LIST_SCAN_LIMIT documents (and stops sooner, on time) and answers a short
+    (empty) page whose token continues the scan; walking the tokens ends,
+    having read each document once."""
     settings = Settings(project=emulators.project, page_token_secret="test-secret",
                         list_scan_limit=1000)
     service = OperationsService(store, PubSubJobPublisher(emulators.project, "unused"), settings)
@@ -242,10 +243,10 @@ def test_a_filter_firestore_cannot_run_reads_at_most_the_scan_limit_per_call(
         token = page.get("nextPageToken", "")
         if not token:
             break
-        assert calls < 10, "the walk must end"
+        assert calls < 500, "the walk must end"
     assert max(reads) <= 1000
     assert sum(reads) <= 5000 + calls  # each document once (an empty last read counts 1)
-    assert calls == 5 or calls == 6
+    assert sum(reads) >= 5000
 
 
 def test_a_short_page_from_the_scan_limit_still_walks_every_match_once(store, seed, emulators):
