@@ -118,6 +118,11 @@ def new_job(
     }
 
 
+# What a requested cancel records: the flag, when, who and why.
+CANCEL_REQUEST_FIELDS = ("cancelRequested", "cancelRequestTime", "cancelRequestedBy",
+                         "cancelReason")
+
+
 def cancel_changes(record: Mapping[str, Any], *, principal: str, now: datetime,
                    retention: timedelta, reason: str = "") -> dict[str, Any] | None:
     """What a cancel writes, or None when it writes nothing.

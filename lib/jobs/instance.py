@@ -6,9 +6,12 @@ Per process, not per job:
 - **Liveness.** One instance lease document, renewed with one write per
   heartbeat, keeps every job the process runs alive; each job keeps its own
   fencing token, so every job write stays fenced.
-- **Cancels, by push.** One Firestore query listener on the operations this
-  instance holds whose cancel was requested dispatches it to the job's
-  context; a poll of the same set each heartbeat is the fallback.
+- **Cancels, by push.** A cancel of a running job also writes an entry in
+  its instance's cancel inbox (under the instance lease document). One
+  Firestore listener on that inbox dispatches each cancel to the job's
+  context, and the instance then deletes the entries it has passed on, so
+  the listener's set stays small. A poll of the operations this instance
+  holds with a cancel requested, each heartbeat, is the fallback.
 - **Takeovers.** Another worker can take a job only once this instance's
   lease has run out; when a renewal comes so late that it might have, every
   job is read again, and one taken over or ended elsewhere learns it lost
@@ -51,6 +54,8 @@ log = logging.getLogger("operations.worker")
 # write; one still running this long after it saw the cancel gets its own.
 ACK_WRITE_DELAY_SECONDS = 0.25
 IDLE_LINGER_SECONDS = 2.0
+# How often a job past its grace but inside ``ctx.shielded()`` is looked at.
+SHIELDED_RECHECK_SECONDS = 0.1
 # Frames skipped when naming where a handler is stuck: the standard library
 # and the job context's own waits.
 _NOT_THE_HANDLER = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"],
@@ -87,6 +92,10 @@ class WorkerInstance:
         self._claiming: set[str] = set()
         self._renew_lock = threading.Lock()
         self._acks: dict[str, float] = {}  # job name -> when its ack write is due
+        self._passed_on: set[str] = set()  # inbox entries to delete
+        # The earliest deadline or grace end of any job: the jobs' clocks are
+        # only read again then (or on a heartbeat), not on every wake.
+        self._clocks_due = float("inf")
 
     # Jobs come and go.
 
@@ -133,6 +142,9 @@ class WorkerInstance:
         job.on_acknowledged = self._acknowledged
         with self._lock:
             self._jobs[job.name] = job
+            if job.deadline is not None:
+                left = (job.deadline - self._clock()).total_seconds()
+                self._clocks_due = min(self._clocks_due, self._monotonic() + left)
             start = self._thread is None
             if start:
                 self._thread = threading.Thread(target=self._watch, name="worker instance",
@@ -158,16 +170,18 @@ class WorkerInstance:
 
     # Notifications.
 
-    def _on_change(self, name: str, record: dict[str, Any] | None) -> None:
-        """The listener: a held operation with a cancel changed, or left the set."""
+    def _on_change(self, name: str, entry: dict[str, Any] | None) -> None:
+        """The listener: a cancel arrived in the inbox (None: an entry this
+        instance deleted)."""
+        if entry is None:
+            return
         job = self._jobs.get(name)
-        if job is None or job.finishing:
-            return
-        if record is not None:
-            job.observe(record)
-            return
+        held = entry.get("lease") or {}
+        if (job is not None and not job.finishing
+                and (held.get("owner"), held.get("token")) == (job.lease.owner, job.lease.token)):
+            job.request_cancel(Cancellation.requested(entry))
         with self._lock:
-            self._to_check.add(name)  # why it left is read on the instance's thread
+            self._passed_on.add(name)
         self._wake.set()
 
     def _acknowledged(self, job: RunningJob) -> None:
@@ -180,6 +194,8 @@ class WorkerInstance:
             telemetry.record_cancel_ack(max(0.0, latency), kind=job.kind.name)
         with self._lock:
             self._acks[job.name] = self._monotonic() + ACK_WRITE_DELAY_SECONDS
+            if job.grace_ends is not None:
+                self._clocks_due = min(self._clocks_due, job.grace_ends)
         self._wake.set()
 
     # The instance's thread.
@@ -200,30 +216,26 @@ class WorkerInstance:
                     listener, self._listener = self._listener, None
                     self._idle_since = None
                     break
-            if now - self._renewed_at >= self._settings.heartbeat_seconds:
+            heartbeat = now - self._renewed_at >= self._settings.heartbeat_seconds
+            if heartbeat:
                 self._heartbeat(jobs)
-            self._check_left()
+            self._clear_inbox()
+            checked = self._check_held()
             self._write_acks(now)
-            for job in jobs:
-                self._check_clocks(job, now)
-            self._wake.wait(self._next_wake(jobs))
+            if heartbeat or checked or now >= self._clocks_due:
+                self._check_all_clocks(jobs)
+            self._wake.wait(self._next_wake())
             self._wake.clear()
         if listener is not None:
             listener.close()
 
-    def _next_wake(self, jobs: list[RunningJob]) -> float:
+    def _next_wake(self) -> float:
         now = self._monotonic()
-        due = [self._renewed_at + self._settings.heartbeat_seconds]
+        due = [self._renewed_at + self._settings.heartbeat_seconds, self._clocks_due]
         if self._idle_since is not None:
             due.append(self._idle_since + IDLE_LINGER_SECONDS)
         with self._lock:
             due += self._acks.values()
-        for job in jobs:
-            if job.grace_ends is not None and not job.forced:
-                due.append(job.grace_ends)
-            if job.deadline is not None and job.cancellation is None:
-                left = (job.deadline - self._clock()).total_seconds()
-                due.append(now + max(0.0, left))
         return max(0.0, min(due) - now)
 
     def _renew(self) -> None:
@@ -258,25 +270,38 @@ class WorkerInstance:
             if job is not None and not job.finishing:
                 job.observe(record)
 
-    def _check_left(self) -> None:
-        """Reads the jobs that may have been deleted, ended or taken over:
-        they left the listener's set, or the instance lease may have lapsed."""
+    def _check_held(self) -> bool:
+        """Reads again the jobs that may have been ended or taken over
+        elsewhere while the instance lease may have lapsed; True if it read
+        any."""
         with self._lock:
             names, self._to_check = self._to_check, set()
         names = {name for name in names
                  if (job := self._jobs.get(name)) is not None and not job.finishing}
         if not names:
-            return
+            return False
         try:
             records = self._store.get_many(sorted(names))
         except exceptions.GoogleAPICallError:
             with self._lock:
                 self._to_check.update(names)  # the next pass reads them again
-            return
+            return False
         for name, record in records.items():
             job = self._jobs.get(name)
             if job is not None and not job.finishing:
                 job.observe(record)
+        return True
+
+    def _clear_inbox(self) -> None:
+        with self._lock:
+            names, self._passed_on = self._passed_on, set()
+        if not names:
+            return
+        try:
+            self._store.clear_inbox(self.owner, sorted(names))
+        except exceptions.GoogleAPICallError:
+            with self._lock:
+                self._passed_on.update(names)  # the next pass deletes them
 
     def _write_acks(self, now: float) -> None:
         with self._lock:
@@ -288,14 +313,32 @@ class WorkerInstance:
             if job is not None and not job.finishing:
                 job.write_ack()
 
-    def _check_clocks(self, job: RunningJob, now: float) -> None:
-        if job.forced or job.returned:
-            return
-        if (job.deadline is not None and job.cancellation is None and job.kind.cancellable
-                and job.deadline <= self._clock()):
-            job.request_cancel(Cancellation(DEADLINE, requested_at=job.deadline))
-        if job.grace_ends is not None and now >= job.grace_ends and not job.is_shielded:
-            self._force_end(job)
+    def _check_all_clocks(self, jobs: list[RunningJob]) -> None:
+        """Starts the cancel of a job past its deadline, ends one past its
+        grace; notes when the next of them is due."""
+        with self._lock:
+            self._clocks_due = float("inf")  # what is noted meanwhile is kept
+        due = float("inf")
+        wall = self._clock()
+        for job in jobs:
+            if job.forced or job.returned:
+                continue
+            now = self._monotonic()
+            if job.deadline is not None and job.cancellation is None and job.kind.cancellable:
+                left = (job.deadline - wall).total_seconds()
+                if left <= 0:
+                    job.request_cancel(Cancellation(DEADLINE, requested_at=job.deadline))
+                else:
+                    due = min(due, now + left)
+            if job.grace_ends is not None and not job.forced:
+                if now < job.grace_ends:
+                    due = min(due, job.grace_ends)
+                elif job.is_shielded:
+                    due = min(due, now + SHIELDED_RECHECK_SECONDS)
+                else:
+                    self._force_end(job)
+        with self._lock:
+            self._clocks_due = min(self._clocks_due, due)
 
     def _force_end(self, job: RunningJob) -> None:
         """The grace is over and the handler still runs: end the operation

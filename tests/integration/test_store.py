@@ -118,12 +118,14 @@ def test_a_job_whose_publish_failed_is_discarded_unless_touched(store, queued):
     assert store.discard_unstarted(untouched) is None  # already gone: still gone
 
 
-def test_reads_and_writes_are_counted_one_per_cancel(store, queued):
-    name = queued()
-    claim(store, name)
-    reads, writes = store.counter.reads, store.counter.writes
-    cancel(store, name)
-    assert (store.counter.reads - reads, store.counter.writes - writes) == (1, 1)
+def test_a_cancel_is_counted_one_read_and_one_write_plus_the_inbox_entry_when_running(
+        store, queued):
+    queued_name, running_name = queued(), queued()
+    claim(store, running_name)
+    for name, expected in ((queued_name, (1, 1)), (running_name, (1, 2))):
+        reads, writes = store.counter.reads, store.counter.writes
+        cancel(store, name)
+        assert (store.counter.reads - reads, store.counter.writes - writes) == expected
 
 
 def test_a_transaction_firestore_expired_is_run_again(store, queued, monkeypatch):

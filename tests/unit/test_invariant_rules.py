@@ -82,6 +82,7 @@ class MemoryStore:
         self.clock = clock
         self.docs: dict[str, Doc] = {}
         self.instances = Instances()
+        self.inboxes: dict[str, Instances] = {}  # each instance's cancel inbox
         self.history: list[tuple[datetime, dict]] = []
         self._lock = threading.Lock()
 
@@ -96,6 +97,12 @@ class MemoryStore:
             target[leaf] = copy.deepcopy(value)
         self.history.append((self.clock(), copy.deepcopy(ref.record)))
 
+    def set(self, ref: Doc, data: dict) -> None:  # the transaction's set (inbox entries)
+        ref.record = copy.deepcopy(data)
+
+    def inbox(self, owner: str) -> Instances:
+        return self.inboxes.setdefault(owner, Instances())
+
     def _run(self, body, name, *args):
         with self._lock:
             return body.to_wrap(self, self.docs[name], *args)[0]
@@ -109,7 +116,8 @@ class MemoryStore:
 
     def cancel(self, name, *, principal="alice@example.com", now=None, retention=RETENTION,
                reason=""):
-        return self._run(store._cancel, name, principal, now or self.clock(), retention, reason)
+        return self._run(store._cancel, name, principal, now or self.clock(), retention, reason,
+                         None, self.inbox)
 
     def renew_instance(self, owner, *, now, lease_seconds):
         self.instances.document(owner).record = {
@@ -135,6 +143,13 @@ class MemoryStore:
     def finish(self, name, lease, changes, instance_dead_at=None) -> bool:
         instances = self.instances if instance_dead_at is not None else None
         return self._run(store._finish, name, lease, changes, instances, instance_dead_at)
+
+    def get_many(self, names):
+        return {name: self.get(name) for name in names}
+
+    def clear_inbox(self, owner, names):
+        for name in names:
+            self.inbox(owner).document(model.document_id(name)).record = None
 
     def cancels_held(self, owner):
         return [copy.deepcopy(d.record) for d in self.docs.values()
