@@ -99,7 +99,10 @@ class OperationsApi:
         system.append(params)
         logs.bind(**params.log_fields)  # the reason, on a cancel, is also the cancel's
         reason = params.reason
-        body = self._read_json(request)
+        # RFC 9112 6.3: a request with neither Content-Length nor Transfer-Encoding
+        # has no body; a Get (nearly every request) reads nothing.
+        body = (self._read_json(request)
+                if length or "HTTP_TRANSFER_ENCODING" in request.environ else None)
         service = self._service()
         if route.action == "get":
             if body:
