@@ -40,7 +40,20 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             # The stack goes to the log, never to a response.
             entry["stack_trace"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
+
+
+_ENCODER = json.JSONEncoder(default=str)  # json.dumps(entry, default=str), built once
+
+
+def request_line(logger: logging.Logger, fields: Mapping[str, Any]) -> None:
+    """Logs the INFO line ``request`` with ``fields`` (one per request, the
+    access log), without looking up the caller's file and line as
+    ``logger.info`` does: no line of ours shows them."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0,
+                                        "request", (), None, "(unknown function)",
+                                        {"json_fields": fields}))
 
 
 def configure(level: str = "INFO", project: str | None = None) -> None:
