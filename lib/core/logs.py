@@ -46,13 +46,13 @@ class JsonFormatter(logging.Formatter):
 _ENCODER = json.JSONEncoder(default=str)  # json.dumps(entry, default=str), built once
 
 
-def request_line(logger: logging.Logger, fields: Mapping[str, Any]) -> None:
-    """Logs the INFO line ``request`` with ``fields`` (one per request, the
-    access log), without looking up the caller's file and line as
-    ``logger.info`` does: no line of ours shows them."""
+def info(logger: logging.Logger, message: str, fields: Mapping[str, Any]) -> None:
+    """``logger.info(message, extra={"json_fields": fields})`` without looking up
+    the caller's file and line, which no line of ours shows: for the lines
+    every request writes."""
     if logger.isEnabledFor(logging.INFO):
         logger.handle(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0,
-                                        "request", (), None, "(unknown function)",
+                                        message, (), None, "(unknown function)",
                                         {"json_fields": fields}))
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from google.api_core import exceptions
 from google.protobuf import duration_pb2
 
-from lib.core import errors, listing, model, pagination, rendering, telemetry
+from lib.core import errors, listing, logs, model, pagination, rendering, telemetry
 from lib.core.config import Settings
 from lib.core.model import utcnow
 from lib.core.publisher import JobPublisher
@@ -111,9 +111,9 @@ class OperationsService:
                                f"Operation {name} cannot be cancelled: its kind runs to "
                                "the end once started.", "CANCEL_NOT_SUPPORTED", name=name)
         # The audit line of the cancel: who asked and why, whatever it changed.
-        log.info("cancel requested" if result is CancelResult.CHANGED else "cancel: no change",
-                 extra={"json_fields": {"operation": name, "requestedBy": principal,
-                                        "reason": reason}})
+        logs.info(log, "cancel requested" if result is CancelResult.CHANGED
+                  else "cancel: no change",
+                  {"operation": name, "requestedBy": principal, "reason": reason})
 
     def create_job(self, parent: str, body: Mapping[str, Any], principal: str, *,
                    operation_template: str | None = None,

@@ -66,7 +66,7 @@ class OperationsApi:
                 log.exception("unhandled error")
                 response = self._error_response(errors.internal_error(), None, system)
             span.finish(response.status_code, matched[0].route.template if matched else None)
-            logs.request_line(log, {
+            logs.info(log, "request", {
                 "httpRequest": {"requestMethod": request.method,
                                 "status": response.status_code,
                                 "latency": f"{time.perf_counter() - started:.6f}s"},
