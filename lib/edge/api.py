@@ -94,7 +94,8 @@ class OperationsApi:
             request.args.lists() if request.environ.get("QUERY_STRING") else (), request.headers,
             _LIST_PARAMS if route.action == "list" else frozenset())
         system.append(params)
-        logs.bind(**params.log_fields)  # the reason, on a cancel, is also the cancel's
+        if params.log_fields:
+            logs.bind(**params.log_fields)  # the reason, on a cancel, is also the cancel's
         reason = params.reason
         # RFC 9112 6.3: a request with neither Content-Length nor Transfer-Encoding
         # has no body; a Get (nearly every request) reads nothing.

@@ -135,7 +135,7 @@ def require_scope(principal: Principal, accepted: Collection[str]) -> None:
     Exact string comparison: ``.../cloud-platform.read-only`` is not
     ``.../cloud-platform``.
     """
-    if principal.scopes & set(accepted):
+    if not principal.scopes.isdisjoint(accepted):
         return
     raise errors.error(
         exceptions.PermissionDenied,
