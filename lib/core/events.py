@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lib.core import model
+from lib.core import model, rendering
 
 CANCEL_REQUESTED = "CANCEL_REQUESTED"
 DONE = "DONE"
@@ -80,7 +80,7 @@ def attributes(record: Mapping[str, Any], event: str) -> dict[str, str]:
 
 def message(record: Mapping[str, Any], event: str) -> EventMessage:
     """The message announcing ``event`` of the operation as ``record`` is now."""
-    data = json.dumps(model.operation_json(record), separators=(",", ":")).encode()
+    data = json.dumps(rendering.operation_json(record), separators=(",", ":")).encode()
     return EventMessage(event, str(record["name"]), data, attributes(record, event))
 
 

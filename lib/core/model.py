@@ -49,7 +49,7 @@ DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 RESULT_UNREADABLE = "RESULT_UNREADABLE"
 
 # Timestamps a record may hold, rendered into metadata when present.
-_METADATA_TIMES = ("endTime", "cancelRequestTime", "cancelAcknowledgeTime", "deadline")
+METADATA_TIMES = ("endTime", "cancelRequestTime", "cancelAcknowledgeTime", "deadline")
 
 
 def utcnow() -> datetime:
@@ -244,7 +244,7 @@ def to_operation(record: Mapping[str, Any]) -> operations_pb2.Operation:
             "attempt": record.get("attempt", 0),
         }
     )
-    for key in _METADATA_TIMES:
+    for key in METADATA_TIMES:
         if record.get(key) is not None:
             metadata[key] = _timestamp(record[key])
     for key in ("cancelRequestedBy", "cancelReason"):
@@ -274,7 +274,8 @@ def _status(error: Mapping[str, Any]) -> status_pb2.Status:
 
 
 def operation_json(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The proto3 JSON form of ``to_operation(record)``."""
+    """The proto3 JSON form of ``to_operation(record)``: the definition, which
+    ``lib.core.rendering`` writes without the protobuf round trip."""
     return json_format.MessageToDict(to_operation(record))
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from google.api_core import exceptions
 from google.protobuf import duration_pb2
 
-from lib.core import errors, listing, model, pagination, telemetry
+from lib.core import errors, listing, logs, model, pagination, rendering, telemetry
 from lib.core.config import Settings
 from lib.core.model import utcnow
 from lib.core.publisher import JobPublisher
@@ -48,7 +48,7 @@ def render(record: Mapping[str, Any]) -> dict[str, Any]:
     operation with an INTERNAL error instead of failing the request, and
     logged once, with its name."""
     try:
-        return model.operation_json(record)
+        return rendering.operation_json(record)
     except Exception as exc:  # any record, any failure: a read must still answer
         log.warning("stored operation is unreadable; shown as failed", extra={"json_fields": {
             "operation": str(record.get("name", ""))[:model.MAX_NAME_LENGTH],
@@ -111,9 +111,9 @@ class OperationsService:
                                f"Operation {name} cannot be cancelled: its kind runs to "
                                "the end once started.", "CANCEL_NOT_SUPPORTED", name=name)
         # The audit line of the cancel: who asked and why, whatever it changed.
-        log.info("cancel requested" if result is CancelResult.CHANGED else "cancel: no change",
-                 extra={"json_fields": {"operation": name, "requestedBy": principal,
-                                        "reason": reason}})
+        logs.info(log, "cancel requested" if result is CancelResult.CHANGED
+                  else "cancel: no change",
+                  {"operation": name, "requestedBy": principal, "reason": reason})
 
     def create_job(self, parent: str, body: Mapping[str, Any], principal: str, *,
                    operation_template: str | None = None,

@@ -66,15 +66,12 @@ class OperationsApi:
                 log.exception("unhandled error")
                 response = self._error_response(errors.internal_error(), None, system)
             span.finish(response.status_code, matched[0].route.template if matched else None)
-            log.info(
-                "request",
-                extra={"json_fields": {
-                    "httpRequest": {"requestMethod": request.method,
-                                    "status": response.status_code,
-                                    "latency": f"{time.perf_counter() - started:.6f}s"},
-                    "route": matched[0].route.template if matched else None,
-                }},
-            )
+            logs.info(log, "request", {
+                "httpRequest": {"requestMethod": request.method,
+                                "status": response.status_code,
+                                "latency": f"{time.perf_counter() - started:.6f}s"},
+                "route": matched[0].route.template if matched else None,
+            })
             return response
 
     def _dispatch(self, request: flask.Request, matched: list[RouteMatch],
@@ -94,12 +91,16 @@ class OperationsApi:
         require_scope(principal, route.scopes)
         check_permission(self._policy, principal, route.permission, name)
         params, query = sysparams.parse(
-            request.args.lists(), request.headers,
+            request.args.lists() if request.environ.get("QUERY_STRING") else (), request.headers,
             _LIST_PARAMS if route.action == "list" else frozenset())
         system.append(params)
-        logs.bind(**params.log_fields)  # the reason, on a cancel, is also the cancel's
+        if params.log_fields:
+            logs.bind(**params.log_fields)  # the reason, on a cancel, is also the cancel's
         reason = params.reason
-        body = self._read_json(request)
+        # RFC 9112 6.3: a request with neither Content-Length nor Transfer-Encoding
+        # has no body; a Get (nearly every request) reads nothing.
+        body = (self._read_json(request)
+                if length or "HTTP_TRANSFER_ENCODING" in request.environ else None)
         service = self._service()
         if route.action == "get":
             if body:
@@ -234,6 +235,6 @@ def _json_response(status: int, body: Any,
                    system: list[sysparams.SystemParameters]) -> flask.Response:
     """The JSON answer, shaped by the request's ``fields`` and ``prettyPrint``
     (compact, and whole, when the system parameters were not read)."""
-    params = system[0] if system else sysparams.SystemParameters()
+    params = system[0] if system else sysparams.DEFAULTS
     return flask.Response(params.render(status, body), status=status,
                           mimetype="application/json")

@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 import google.auth.exceptions
 from google.api_core import exceptions
 from google.auth import jwt, transport
+from werkzeug.datastructures import EnvironHeaders
 
 from lib.core import errors
 from lib.core.config import Settings
@@ -87,9 +88,9 @@ def bearer_token(headers: Any, *, trust_forwarded: bool, max_length: int) -> str
     """
     values: list[str] = []
     if trust_forwarded:
-        values = list(headers.getlist("X-Forwarded-Authorization"))
+        values = _all_values(headers, "X-Forwarded-Authorization")
     if not values:
-        values = list(headers.getlist("Authorization"))
+        values = _all_values(headers, "Authorization")
     if not values:
         raise errors.error(
             exceptions.Unauthenticated,
@@ -118,13 +119,23 @@ def bearer_token(headers: Any, *, trust_forwarded: bool, max_length: int) -> str
     return parts[1]
 
 
+def _all_values(headers: Any, name: str) -> list[str]:
+    """Every value of header ``name``. A WSGI environ holds one at most (the
+    server joins repeats with commas): read it directly, not by walking every
+    header as ``getlist`` does."""
+    if isinstance(headers, EnvironHeaders):
+        value = headers.get(name)
+        return [] if value is None else [value]
+    return list(headers.getlist(name))
+
+
 def require_scope(principal: Principal, accepted: Collection[str]) -> None:
     """Raises PermissionDenied unless the token carries one of ``accepted``.
 
     Exact string comparison: ``.../cloud-platform.read-only`` is not
     ``.../cloud-platform``.
     """
-    if principal.scopes & set(accepted):
+    if not principal.scopes.isdisjoint(accepted):
         return
     raise errors.error(
         exceptions.PermissionDenied,

@@ -65,8 +65,16 @@ class SystemParameters:
         if self.fields is not None and 200 <= status < 300:
             body = apply_mask(body, self.fields)
         if self.pretty:
-            return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
-        return json.dumps(body, separators=(",", ":"))
+            return _PRETTY.encode(body) + "\n"
+        return _COMPACT.encode(body)
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # what json.dumps builds on each call
+_PRETTY = json.JSONEncoder(indent=2, ensure_ascii=False)
+# What a request that names no system parameter gets (nearly every one).
+DEFAULTS = SystemParameters()
+# Headers that carry system parameters; QUERY_PARAMETERS holds the rest.
+_HEADERS = ("X-Goog-FieldMask", REASON_HEADER, "X-Goog-Quota-User", *_LOGGED_HEADERS)
 
 
 def parse(query: Iterable[tuple[str, list[str]]], headers: Mapping[str, str] | Any,
@@ -86,6 +94,9 @@ def parse(query: Iterable[tuple[str, list[str]]], headers: Mapping[str, str] | A
     """
     system: dict[str, str] = {}
     own: dict[str, str] = {}
+    query = list(query)
+    if not query and not any(headers.get(header) for header in _HEADERS):
+        return DEFAULTS, own
     for key, values in query:
         target = own if key in method_params else system
         name = key if key in method_params else QUERY_PARAMETERS.get(key)

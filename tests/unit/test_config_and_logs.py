@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+from datetime import UTC, datetime
 
 import pytest
 
@@ -73,3 +75,27 @@ def test_a_log_line_is_one_json_object_with_severity_and_context():
     assert "\n" not in line
     assert entry["severity"] == "WARNING" and entry["message"] == "denied x"
     assert entry["operation"] == "operations/o" and entry["permission"] == "operations.get"
+
+
+def test_the_lines_of_every_request_are_the_lines_logger_info_writes():
+    logger = logging.getLogger("operations.test-lines")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    fields = {"httpRequest": {"requestMethod": "GET", "status": 200, "latency": "0.000100s"},
+              "route": "/v1/{name=operations/**}", "when": datetime(2026, 1, 1, tzinfo=UTC)}
+    try:
+        with logs.context(operation="operations/o", principal="p@example.com"):
+            logger.info("request", extra={"json_fields": fields})
+            logs.info(logger, "request", fields)
+            logger.setLevel(logging.WARNING)
+            logs.info(logger, "request", fields)  # below the level: not written
+    finally:
+        logger.removeHandler(handler)
+    expected, got = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert expected.pop("time") <= got.pop("time")
+    assert list(got) == list(expected)
+    assert got == expected
+    assert got["httpRequest"]["status"] == 200 and got["when"] == "2026-01-01 00:00:00+00:00"
