@@ -119,3 +119,16 @@ resource "google_firestore_field" "request_id_expire_time" {
   ttl_config {}
   index_config {}
 }
+
+# Each worker instance's cancel inbox (lib/core/store.py, INBOX_SUFFIX): a
+# subcollection of its instance lease document. The instance deletes the
+# entries it has passed on; one it did not live to delete goes by this TTL.
+resource "google_firestore_field" "cancel_inbox_expire_time" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = "${var.collection}-cancels"
+  field      = "expireTime"
+
+  ttl_config {}
+  index_config {}
+}

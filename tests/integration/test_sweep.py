@@ -58,9 +58,14 @@ def test_a_cancel_requested_before_the_worker_died_ends_cancelled(store, queued,
     name = queued()
     claim_as(store, name, owner="dead", now=model.utcnow(), lease_seconds=1)
     store.cancel(name, principal="a", now=model.utcnow(), retention=timedelta(days=1))
+    inbox = store._inbox("dead")
+    assert [entry.id for entry in inbox.stream()] == [model.document_id(name)]
     assert sweep(store, emulators, topic, model.utcnow() + timedelta(seconds=5))["cancelled"] == 1
     record = store.get(name)
     assert record["done"] and record["error"]["code"] == 1
+    # Nothing points at the dead instance any more: it is forgotten, its inbox too.
+    assert not store._instances.document("dead").get().exists
+    assert list(inbox.stream()) == []
 
 
 def test_an_operation_whose_workers_keep_dying_fails_after_max_attempts(store, queued,

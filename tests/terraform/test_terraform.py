@@ -534,6 +534,14 @@ def test_create_request_ids_expire_by_ttl_next_to_the_operations() -> None:
     assert ttl["field"] == "expireTime" and "ttl_config" in ttl
 
 
+def test_cancel_inbox_entries_expire_by_ttl_on_the_store_s_collection_group() -> None:
+    from lib.core.store import INBOX_SUFFIX
+
+    ttl = _resource("google_firestore_field", "cancel_inbox_expire_time")
+    assert ttl["collection"] == "${var.collection}" + INBOX_SUFFIX
+    assert ttl["field"] == "expireTime" and "ttl_config" in ttl
+
+
 # --- Pub/Sub ------------------------------------------------------------------
 
 def test_dead_letter_topic_keeps_failed_jobs_and_the_agent_may_publish_to_it() -> None:
