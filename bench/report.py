@@ -74,7 +74,8 @@ CONTINUITY: tuple[Target, ...] = (
     Target("list_page_ratio", "≤ 1.2", _at_most(1.2)),
     Target("import_ratio", "≤ 1.15", _at_most(1.15)),
     Target("firestore_reads_per_cancel", "1", lambda v, f: v == 1),
-    Target("firestore_writes_per_cancel", "≤ 1", _at_most(1)),
+    # A running operation's cancel also writes its instance's inbox entry, in one commit.
+    Target("firestore_writes_per_cancel", "≤ 2", _at_most(2)),
     Target("firestore_reads_per_get", "1", lambda v, f: v == 1),
     Target("rss_growth_ratio", "≤ 1.1", _at_most(1.1)),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -10,24 +11,16 @@ from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
 from lib.core import model
+from tests import records
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=5)
 RETENTION = timedelta(days=30)
-NAME = "projects/p/locations/l/operations/o"
+NAME = records.NAME
 
 
-def job(**changes):
-    record = model.new_job(name=NAME, parent="projects/p/locations/l",
-                           target="projects/p/locations/l/jobs/o", kind="demo.countdown",
-                           params={"steps": 3}, created_by="alice@example.com", now=NOW)
-    record.update(changes)
-    return record
-
-
-def running(**changes):
-    return job(**{"state": "RUNNING", "attempt": 1,
-                  "lease": {"owner": "w", "token": 1, "expireTime": LATER}, **changes})
+job = functools.partial(records.job, NOW)
+running = functools.partial(records.running, NOW, LATER)
 
 
 def parse(record):

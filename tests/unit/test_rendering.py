@@ -5,6 +5,7 @@ fails, it fails the same way."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lib.core import model, rendering
+from tests import records
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "300"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -24,7 +26,7 @@ PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None,
 NOW = datetime(2026, 11, 21, 12, 0, 0, 123456, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=5, microseconds=877000)
 RETENTION = timedelta(days=30)
-NAME = "projects/p/locations/l/operations/o"
+NAME = records.NAME
 
 
 def protobuf(record):
@@ -60,18 +62,9 @@ def assert_same(record):
     assert message_orders(got[1]) == message_orders(expected[1])
 
 
-def job(**changes):
-    record = model.new_job(name=NAME, parent="projects/p/locations/l",
-                           target="projects/p/locations/l/jobs/o", kind="demo.countdown",
-                           params={"steps": 3}, created_by="alice@example.com", now=NOW)
-    record.update(changes)
-    return record
-
-
-def running(**changes):
-    return job(**{"state": "RUNNING", "attempt": 1, "statusMessage": "Running.",
-                  "progressPercent": 40,
-                  "lease": {"owner": "w", "token": 1, "expireTime": LATER}, **changes})
+job = functools.partial(records.job, NOW)
+running = functools.partial(records.running, NOW, LATER, statusMessage="Running.",
+                            progressPercent=40)
 
 
 def requested(reason=""):
