@@ -40,11 +40,10 @@ HANDLER_TIMEOUT_SECONDS = 30.0
 
 @dataclass
 class Trial:
-    """One job: when its handler started, when its listener first answered,
-    when the cancel's response arrived and when the handler saw the cancel."""
+    """One job: when its handler started, when the cancel's response arrived
+    and when the handler saw the cancel."""
 
     started: threading.Event = field(default_factory=threading.Event)
-    listening: threading.Event = field(default_factory=threading.Event)
     sent_at: float | None = None
     response_at: float | None = None
     cancelled_at: float | None = None
@@ -71,19 +70,28 @@ def _register_kind() -> None:
 
 
 class ObservedStore(FirestoreOperationStore):
-    """The real store; its instance listener also tells each trial when its
-    operation first reached the listener (the claim), so a cancel is never
-    sent before the listener covers the job."""
+    """The real store, keeping the instance listeners it starts, so a cancel
+    is never sent before the listener is current."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listeners: list[Listener] = []
 
     def watch_held(self, owner: str,
                    on_change: Callable[[str, dict[str, Any] | None], None]) -> Listener:
-        def observed(name: str, record: dict[str, Any] | None) -> None:
-            on_change(name, record)
-            trial = _TRIALS.get(name)
-            if trial is not None:
-                trial.listening.set()
+        listener = super().watch_held(owner, on_change)
+        self.listeners.append(listener)
+        return listener
 
-        return super().watch_held(owner, observed)
+
+def _listening(store: ObservedStore, timeout: float) -> bool:
+    """True once the instance's listener exists and is current."""
+    deadline = time.monotonic() + timeout
+    while not store.listeners:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return store.listeners[-1].wait_current(max(0.0, deadline - time.monotonic()))
 
 
 def run(stack: BenchStack, *, listener: bool, trials: int, concurrency: int,
@@ -112,7 +120,9 @@ def run(stack: BenchStack, *, listener: bool, trials: int, concurrency: int,
 
         runner = threading.Thread(target=run_job, name=f"bench worker {i}", daemon=True)
         runner.start()
-        if not record.started.wait(30) or (listener and not record.listening.wait(30)):
+        # The first job's claim starts the instance's listener; a job claimed
+        # alongside it may start its handler before the listener exists.
+        if not record.started.wait(30) or (listener and not _listening(store, 30)):
             raise RuntimeError(f"{name}: the handler or its listener did not start")
         time.sleep(random.uniform(0, jitter))
         record.sent_at = time.perf_counter()

@@ -122,6 +122,10 @@ class Unsubscribe(Protocol):
 class Listener(Protocol):
     """A running query listener."""
 
+    def wait_current(self, timeout: float) -> bool:
+        """True once the listener had its first snapshot: from then on every
+        change reaches it; False if that took longer than ``timeout``."""
+
     def alive(self) -> bool: ...
     def close(self) -> None: ...
 
@@ -466,7 +470,10 @@ class FirestoreOperationStore:
         have happened (``WorkerInstance``).
         """
 
+        current = threading.Event()
+
         def on_snapshot(_snapshots: list[Any], changes: list[Any], _read_time: Any) -> None:
+            current.set()
             for change in changes:
                 record = change.document.to_dict() or {}
                 name = record.get("name")
@@ -475,7 +482,8 @@ class FirestoreOperationStore:
 
         query = self._inbox(owner).where(filter=FieldFilter("cancelRequested", "==", True))
         return _QueryListener(_UnorderedWatch.for_query(query, on_snapshot,
-                                                        firestore_document.DocumentSnapshot))
+                                                        firestore_document.DocumentSnapshot),
+                              current)
 
     def cancels_held(self, owner: str) -> list[dict[str, Any]]:
         """The listener's fallback: operations ``owner`` holds whose cancel was
@@ -621,8 +629,12 @@ class _QueryListener:
     (an error it does not retry, a message it cannot parse) closes the Watch;
     ``alive`` then says so, and the owner starts a new one."""
 
-    def __init__(self, watch: Any) -> None:
+    def __init__(self, watch: Any, current: threading.Event) -> None:
         self._watch = watch
+        self._current = current
+
+    def wait_current(self, timeout: float) -> bool:
+        return self._current.wait(timeout)
 
     def alive(self) -> bool:
         return not self._watch._closed
