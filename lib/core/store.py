@@ -486,13 +486,11 @@ class FirestoreOperationStore:
                               current)
 
     def cancels_held(self, owner: str) -> list[dict[str, Any]]:
-        """The listener's fallback: operations ``owner`` holds whose cancel was
-        requested (usually none: one read)."""
-        return self._query(self._cancels_held(owner))
-
-    def _cancels_held(self, owner: str) -> Any:
-        return (self._collection.where(filter=FieldFilter("lease.owner", "==", owner))
-                .where(filter=FieldFilter("cancelRequested", "==", True)))
+        """The listener's fallback: ``owner``'s cancel inbox, read once
+        (usually empty: one read). The inbox is written in each cancel's own
+        transaction, so it holds every cancel of a job ``owner`` runs that
+        the instance has not passed on yet."""
+        return self._query(self._inbox(owner))
 
     def clear_inbox(self, owner: str, names: Sequence[str]) -> None:
         """Deletes ``owner``'s inbox entries of ``names`` (cancels it has

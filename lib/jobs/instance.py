@@ -10,8 +10,8 @@ Per process, not per job:
   its instance's cancel inbox (under the instance lease document). One
   Firestore listener on that inbox dispatches each cancel to the job's
   context, and the instance then deletes the entries it has passed on, so
-  the listener's set stays small. A poll of the operations this instance
-  holds with a cancel requested, each heartbeat, is the fallback.
+  the listener's set stays small. A read of the inbox each heartbeat is the
+  fallback.
 - **Takeovers.** Another worker can take a job only once this instance's
   lease has run out; when a renewal comes so late that it might have, every
   job is read again, and one taken over or ended elsewhere learns it lost
@@ -93,6 +93,7 @@ class WorkerInstance:
         self._renew_lock = threading.Lock()
         self._acks: dict[str, float] = {}  # job name -> when its ack write is due
         self._passed_on: set[str] = set()  # inbox entries to delete
+        self._early: dict[str, dict[str, Any]] = {}  # inbox entries of jobs being claimed
         # The earliest deadline or grace end of any job: the jobs' clocks are
         # only read again then (or on a heartbeat), not on every wake.
         self._clocks_due = float("inf")
@@ -137,11 +138,14 @@ class WorkerInstance:
     def unreserve(self, name: str) -> None:
         with self._lock:
             self._claiming.discard(name)
+            if self._early.pop(name, None) is not None:
+                self._passed_on.add(name)  # its claim failed: nobody here runs it
 
     def add(self, job: RunningJob) -> None:
         job.on_acknowledged = self._acknowledged
         with self._lock:
             self._jobs[job.name] = job
+            early = self._early.pop(job.name, None)
             if job.deadline is not None:
                 left = (job.deadline - self._clock()).total_seconds()
                 self._clocks_due = min(self._clocks_due, self._monotonic() + left)
@@ -154,6 +158,8 @@ class WorkerInstance:
                 self._listener = self._store.watch_held(self.owner, self._on_change)
             assert self._thread is not None
             self._thread.start()
+        if early is not None:
+            self._take(job.name, early)
         self._wake.set()
 
     def remove(self, job: RunningJob) -> None:
@@ -173,15 +179,24 @@ class WorkerInstance:
     def _on_change(self, name: str, entry: dict[str, Any] | None) -> None:
         """The listener: a cancel arrived in the inbox (None: an entry this
         instance deleted)."""
-        if entry is None:
-            return
-        job = self._jobs.get(name)
+        if entry is not None:
+            self._take(name, entry)
+
+    def _take(self, name: str, entry: dict[str, Any]) -> None:
+        """Passes an inbox entry (from the listener or the poll) on to its job,
+        then deletes it. The entry of a job still being claimed here (the
+        cancel committed after the claim, before the job was added) waits
+        for it."""
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is None and name in self._claiming:
+                self._early[name] = entry
+                return
+            self._passed_on.add(name)
         held = entry.get("lease") or {}
         if (job is not None and not job.finishing
                 and (held.get("owner"), held.get("token")) == (job.lease.owner, job.lease.token)):
             job.request_cancel(Cancellation.requested(entry))
-        with self._lock:
-            self._passed_on.add(name)
         self._wake.set()
 
     def _acknowledged(self, job: RunningJob) -> None:
@@ -260,15 +275,14 @@ class WorkerInstance:
             self._listener = self._store.watch_held(self.owner, self._on_change)
             listener.close()
         try:
-            records = self._store.cancels_held(self.owner)
+            entries = self._store.cancels_held(self.owner)
         except exceptions.GoogleAPICallError as exc:
             log.warning("cancel poll failed", extra=fields(instance=self.owner,
                                                            reason=errors.reason(exc)))
             return
-        for record in records:
-            job = self._jobs.get(record.get("name", ""))
-            if job is not None and not job.finishing:
-                job.observe(record)
+        for entry in entries:
+            if isinstance(entry.get("name"), str):
+                self._take(entry["name"], entry)
 
     def _check_held(self) -> bool:
         """Reads again the jobs that may have been ended or taken over

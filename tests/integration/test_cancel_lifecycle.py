@@ -302,6 +302,46 @@ def test_a_stubborn_handler_past_its_deadline_is_forced_with_code_4(store, uniqu
                                   "metadata": {"forced": "true"}}
 
 
+class CancelledRightAfterClaimStore(FirestoreOperationStore):
+    """A store whose claim of ``target`` is followed, before the worker has
+    its job, by a cancel that reaches the instance's listener first."""
+
+    def __init__(self, *args, target, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.target = target
+
+    def claim(self, name, **kwargs):
+        claimed = super().claim(name, **kwargs)
+        if name == self.target and claimed is not None:
+            cancel(self, name)
+            inbox = self._inbox(claimed.lease.owner)
+            wait_for(lambda: list(inbox.stream()), timeout=10, what="the inbox entry")
+            time.sleep(0.5)  # the listener has it: the job is not there yet
+        return claimed
+
+
+def test_a_cancel_committed_between_the_claim_and_the_handler_start_is_not_lost(
+        emulators, unique):
+    client = firestore.Client(project=emulators.project)
+    keeper = create(FirestoreOperationStore(client, f"ops-{unique}"), unique, "test.polite",
+                    name="keeper")
+    store = CancelledRightAfterClaimStore(client, f"ops-{unique}", target=keeper.replace(
+        "keeper", "target"))
+    target = create(store, unique, "test.polite", name="target")
+    # A poll too slow to matter: only the push can tell the handler in time.
+    worker = OperationWorker(store, replace(SETTINGS, heartbeat_seconds=60,
+                                            lease_seconds=180))
+    keeping = threading.Thread(target=worker.run, args=(keeper,))
+    keeping.start()  # its job keeps the instance's listener open
+    wait_for(lambda: store.get(keeper)["state"] == "RUNNING", timeout=20)
+    started = time.monotonic()
+    assert worker.run(target) == "cancelled"
+    assert time.monotonic() - started < 15  # its 30 s sleep was cut short
+    cancel(store, keeper)
+    keeping.join(timeout=30)
+    assert list(store._inbox(worker.instance.owner).stream()) == []
+
+
 class PartitionedStore(FirestoreOperationStore):
     """A store whose instance-lease renewals fail while ``partitioned`` is set,
     as they would while this worker cannot reach Firestore."""
