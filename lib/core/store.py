@@ -46,6 +46,9 @@ REQUESTS_SUFFIX = "-requests"
 # instance, or when a TTL policy on ``expireTime`` deletes it.
 INBOX_SUFFIX = "-cancels"
 INBOX_TTL = timedelta(days=1)
+# A List call that reads on past its first chunk (its filter is checked in
+# memory) stops once its further reads took this share of the first one's time.
+SCAN_FURTHER_SHARE = 0.75
 
 
 def request_key(principal: str, parent: str, request_id: str) -> str:
@@ -339,10 +342,11 @@ class FirestoreOperationStore:
         page 200 costs what page 1 costs. Equalities and createTime bounds run
         in Firestore; ``matches`` re-checks everything in memory, reading on in
         chunks while the filter rejects documents. A call that has to read on
-        stops once those further reads have taken as long as its first one
-        (so it answers in about twice the time of a page Firestore filters),
-        or at ``scan_limit`` documents (or ``size + 1``, if larger): a filter
-        that matches little then gives a short page that continues.
+        stops once those further reads have taken ``SCAN_FURTHER_SHARE`` of
+        its first read's time (so it answers in well under twice the time of
+        a page Firestore filters), or at ``scan_limit`` documents (or
+        ``size + 1``, if larger): a filter that matches little then gives a
+        short page that continues.
         """
         query = self._collection.where(filter=FieldFilter("parent", "==", parent))
         for path, value in equalities.items():
@@ -355,7 +359,7 @@ class FirestoreOperationStore:
         budget = max(scan_limit, size + 1)
         chunk = size + 1
         cursor = after
-        stop_at: float | None = None  # twice the first read's time, from its start
+        stop_at: float | None = None
         while True:
             page = query
             if cursor is not None:
@@ -366,7 +370,7 @@ class FirestoreOperationStore:
                 snapshots = list(page.limit(chunk).stream())
             took = time.monotonic() - started
             if stop_at is None:
-                stop_at = started + 2 * took
+                stop_at = started + (1 + SCAN_FURTHER_SHARE) * took
             self.counter.add(reads=max(1, len(snapshots)))
             budget -= len(snapshots)
             for snapshot in snapshots:
