@@ -417,9 +417,9 @@ class FirestoreOperationStore:
                     _forget_instance, self._instances.document(instance["owner"]), now):
                 forgotten += 1
                 # Inbox entries of jobs that others took over: nobody reads them.
-                for entry in self._inbox(instance["owner"]).limit(limit).stream():
-                    entry.reference.delete()
-                    self.counter.add(writes=1)
+                left = self._query(self._inbox(instance["owner"]).limit(limit))
+                if left:
+                    self.clear_inbox(instance["owner"], [entry["name"] for entry in left])
         return forgotten
 
     def overdue_queued(self, now: datetime, limit: int) -> list[dict[str, Any]]:

@@ -121,9 +121,10 @@ class WorkerInstance:
         if late:
             with self._lock:
                 self._to_check.update(self._jobs)
-            if self._to_check:
+                jobs = len(self._jobs)
+            if jobs:
                 log.warning("instance lease renewed late; checking its jobs", extra=fields(
-                    instance=self.owner, jobs=len(self._to_check)))
+                    instance=self.owner, jobs=jobs))
                 self._wake.set()
 
     def reserve(self, name: str) -> bool:
