@@ -636,54 +636,49 @@ function reasonParameters(reason) {
   return { headers: {}, query: { $requestReason: reason } };
 }
 
-$("cancel-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const dialog = $("cancel-dialog");
-  const name = dialogs.target;
-  const submit = event.submitter || dialog.querySelector('button[type="submit"]');
-  submit.disabled = true;
-  try {
-    const { headers, query } = reasonParameters($("reason").value.trim());
-    await call("POST", `${operationPath(name)}:cancel`, { headers, query, body: {} });
-    dialog.close();
-    flash(`Cancel requested for ${name}.`);
-    if (!views.list.hidden) refreshList();
-    if (!views.detail.hidden && detail.name === name) loadDetail();
-  } catch (error) {
-    if (!signedOut(error)) {
-      banner($("cancel-error"), error instanceof Error && error.describe ? error.describe() : String(error.message));
+/** A confirm dialog's form ("cancel" or "delete"): its submit button is off while
+ * ``action(name, dialog)`` runs on the dialog's operation; an error shows in the dialog. */
+function onDialogSubmit(kind, action) {
+  $(`${kind}-form`).addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const dialog = $(`${kind}-dialog`);
+    const name = dialogs.target;
+    const submit = event.submitter || dialog.querySelector('button[type="submit"]');
+    submit.disabled = true;
+    try {
+      await action(name, dialog);
+    } catch (error) {
+      if (!signedOut(error)) {
+        banner($(`${kind}-error`), error instanceof Error && error.describe ? error.describe() : String(error.message));
+      }
+    } finally {
+      submit.disabled = false;
     }
-  } finally {
-    submit.disabled = false;
-  }
+  });
+}
+
+onDialogSubmit("cancel", async (name, dialog) => {
+  const { headers, query } = reasonParameters($("reason").value.trim());
+  await call("POST", `${operationPath(name)}:cancel`, { headers, query, body: {} });
+  dialog.close();
+  flash(`Cancel requested for ${name}.`);
+  if (!views.list.hidden) refreshList();
+  if (!views.detail.hidden && detail.name === name) loadDetail();
 });
 
-$("delete-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const dialog = $("delete-dialog");
-  const name = dialogs.target;
-  const submit = event.submitter || dialog.querySelector('button[type="submit"]');
-  submit.disabled = true;
-  try {
-    await call("DELETE", operationPath(name));
-    dialogs.opener = null;
-    dialog.close();
-    const row = list.rows.get(name);
-    if (row) {
-      row.tr.remove();
-      list.rows.delete(name);
-    }
-    detail.name = "";
-    detail.parts = null;
-    location.hash = "";
-    flash(`Deleted ${name}.`);
-  } catch (error) {
-    if (!signedOut(error)) {
-      banner($("delete-error"), error instanceof Error && error.describe ? error.describe() : String(error.message));
-    }
-  } finally {
-    submit.disabled = false;
+onDialogSubmit("delete", async (name, dialog) => {
+  await call("DELETE", operationPath(name));
+  dialogs.opener = null;
+  dialog.close();
+  const row = list.rows.get(name);
+  if (row) {
+    row.tr.remove();
+    list.rows.delete(name);
   }
+  detail.name = "";
+  detail.parts = null;
+  location.hash = "";
+  flash(`Deleted ${name}.`);
 });
 
 // --- start --------------------------------------------------------------------------------
